@@ -1,0 +1,1 @@
+"""Reference generative models, datasets and training for genbench (knows nothing about compression)."""
