@@ -38,7 +38,9 @@ class GenerativeModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        # A model whose layers all became torch.ao int8 modules holds no nn.Parameter (CPU-only).
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
 
     def latent(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)

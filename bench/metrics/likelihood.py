@@ -1,0 +1,95 @@
+"""Likelihood metrics of VAEs (reconstruction BCE, ELBO, IWAE bound) and output drift of a compressed model."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+DEFAULT_BATCH = 256  # images per forward: bounds memory, and fixes how the generator is consumed
+
+
+def _batches(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    if x.ndim < 2 or x.shape[0] < 1:
+        raise ValueError(f"x must be a non-empty batch (B, ...); got shape {tuple(x.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+    return list(torch.split(x, batch_size))
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def elbo_nats(model: nn.Module, x: torch.Tensor, generator: torch.Generator,
+              batch_size: int = DEFAULT_BATCH) -> float:
+    """Mean over images of model.elbo(x, generator) = E_q[log p(x|z)] - KL(q(z|x) || p(z)), nats/image."""
+    total = sum(model.elbo(xb.to(_device(model)), generator).double().sum().item()
+                for xb in _batches(x, batch_size))
+    return total / x.shape[0]
+
+
+@torch.no_grad()
+def recon_bce_nats(model: nn.Module, x: torch.Tensor, batch_size: int = DEFAULT_BATCH) -> float:
+    """Mean over images of model.recon_bce(x): BCE summed over pixels at z = mean of q(z|x), nats/image.
+    On non-binarized [0, 1] images this is not a normalised likelihood (continuous Bernoulli)."""
+    total = sum(model.recon_bce(xb.to(_device(model))).double().sum().item()
+                for xb in _batches(x, batch_size))
+    return total / x.shape[0]
+
+
+@torch.no_grad()
+def iwae_bound(model: nn.Module, x: torch.Tensor, k: int, generator: torch.Generator,
+               batch_size: int = DEFAULT_BATCH) -> float:
+    """Importance-weighted bound (Burda et al. 2015, arXiv:1509.00519), mean over images:
+
+    L_k = mean_B [ logsumexp_i log w_i - log k ],  log w_i = log p(x, z_i) - log q(z_i | x),
+    z_i ~ q(z|x), i = 1..k, from model.log_weights(x, k, generator) -> (k, B). L_1 is the
+    single-sample ELBO; E[L_k] is non-decreasing in k and <= log p(x). Images are processed in
+    batches of max(1, batch_size // k) so that k * B stays bounded (k = 1 batches like elbo_nats).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1; got {k}")
+    total = 0.0
+    for xb in _batches(x, max(1, batch_size // k)):
+        log_w = model.log_weights(xb.to(_device(model)), k, generator).double()  # (k, B)
+        if log_w.shape != (k, xb.shape[0]):
+            raise ValueError(f"log_weights must return (k, B) = {(k, xb.shape[0])}; got {tuple(log_w.shape)}")
+        total += (torch.logsumexp(log_w, dim=0) - math.log(k)).sum().item()
+    return total / x.shape[0]
+
+
+def nll_iwae_nats(model: nn.Module, x: torch.Tensor, k: int, generator: torch.Generator,
+                  batch_size: int = DEFAULT_BATCH) -> float:
+    """Negative log-likelihood estimate -L_k in nats/image (an upper bound on the true NLL)."""
+    return -iwae_bound(model, x, k, generator, batch_size)
+
+
+def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """VAE reconstruction at the posterior mean: sigmoid(decode(mu)), mu from encode(x)."""
+    mu, _ = model.encode(x)
+    return torch.sigmoid(model.decode(mu))
+
+
+@torch.no_grad()
+def output_drift(model: nn.Module, baseline: nn.Module, z: torch.Tensor | None = None,
+                 x: torch.Tensor | None = None, batch_size: int = DEFAULT_BATCH) -> float:
+    """Mean squared difference between the compressed and the uncompressed model's outputs on the
+    same inputs (common random numbers): samples model(z) vs baseline(z) when z is given, VAE
+    reconstructions `reconstruct(model, x)` vs `reconstruct(baseline, x)` when x is given."""
+    if (z is None) == (x is None):
+        raise ValueError("give exactly one of z (samples) or x (reconstructions)")
+    inputs = z if z is not None else x
+    total, count = 0.0, 0
+    for chunk in _batches(inputs, batch_size):
+        if z is not None:
+            out, ref = model(chunk.to(_device(model))), baseline(chunk.to(_device(baseline)))
+        else:
+            out = reconstruct(model, chunk.to(_device(model)))
+            ref = reconstruct(baseline, chunk.to(_device(baseline)))
+        if out.shape != ref.shape:
+            raise ValueError(f"model and baseline outputs differ in shape: {tuple(out.shape)} vs {tuple(ref.shape)}")
+        total += (out.double() - ref.to(out.device).double()).pow(2).sum().item()
+        count += out.numel()
+    return total / count

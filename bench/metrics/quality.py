@@ -1,0 +1,166 @@
+"""Sample-quality metrics on feature vectors: Frechet distance, KID, precision/recall, density/coverage."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+
+def _as_features(feats: np.ndarray, name: str, min_rows: int = 2) -> np.ndarray:
+    array = np.asarray(feats, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] < min_rows:
+        raise ValueError(f"{name} must be a 2-d (N, d) array with N >= {min_rows}; got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or inf; features must be finite")
+    return array
+
+
+def features_to_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and unbiased covariance (d, d) with denominator N-1, in float64 (as pytorch-fid)."""
+    array = _as_features(feats, "feats")
+    return array.mean(axis=0), np.atleast_2d(np.cov(array, rowvar=False))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al. 2017, arXiv:1706.08500).
+
+    d^2 = ||mu1 - mu2||^2 + Tr S1 + Tr S2 - 2 Tr (S1 S2)^(1/2), with
+    Tr (S1 S2)^(1/2) = sum_i sqrt(lambda_i(S1 S2)): S1 S2 is similar to the PSD matrix
+    S1^(1/2) S2 S1^(1/2), so its eigenvalues are real and >= 0 up to round-off. As torch-fidelity
+    does, the eigenvalues are cast to complex128 before the square root and the real part is kept:
+    tiny negative round-off eigenvalues (rank-deficient covariances, N < d) give imaginary roots
+    that are dropped instead of NaN, and no scipy.linalg.sqrtm (with its regressions) is needed.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(
+            f"shapes must be mu (d,), sigma (d, d) with one d; got {mu1.shape}, {sigma1.shape}, "
+            f"{mu2.shape}, {sigma2.shape}"
+        )
+    for name, value in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or inf; statistics must be finite")
+    diff = mu1 - mu2
+    eigenvalues = np.linalg.eigvals(sigma1 @ sigma2)
+    # astype(complex128) matters: a real array would give sqrt(negative) = NaN (torch-fidelity #50).
+    tr_covmean = np.sqrt(eigenvalues.astype(np.complex128)).real.sum()
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+
+
+def fid_proxy(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    """Frechet distance between the Gaussian statistics of two feature sets (N, d)."""
+    return frechet_distance(*features_to_statistics(feats_a), *features_to_statistics(feats_b))
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's cubic kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018, arXiv:1801.01401): (n, m)."""
+    base = x @ y.T / x.shape[1] + 1.0
+    return base * base * base  # not ** 3: numpy's float power calls pow(), ~20x slower here
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with the cubic polynomial kernel (arXiv:1801.01401, eq. in sec. 2.3):
+
+    sum_{i!=j} k(x_i, x_j) / (m(m-1)) + sum_{i!=j} k(y_i, y_j) / (n(n-1)) - 2 sum_{i,j} k(x_i, y_j) / (mn).
+    Unbiased, so it can be slightly negative for samples of one distribution.
+    """
+    m, n = x.shape[0], y.shape[0]
+    k_xx, k_yy, k_xy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    term_xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    term_yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return float(term_xx + term_yy - 2.0 * k_xy.mean())
+
+
+def kid(
+    feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """Kernel Inception Distance (arXiv:1801.01401): mean and std (ddof=0, as torch-fidelity) of
+    `mmd2_unbiased` over `subsets` random subsets drawn without replacement from each set. The
+    subset size is capped at min(N_a, N_b); subsets come from numpy's Generator seeded by `seed`."""
+    a, b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dims differ: {a.shape[1]} vs {b.shape[1]}")
+    if subsets < 1 or subset_size < 2:
+        raise ValueError(f"need subsets >= 1 and subset_size >= 2; got {subsets}, {subset_size}")
+    m = min(subset_size, a.shape[0], b.shape[0])
+    if m == a.shape[0] == b.shape[0]:
+        # Every subset is then a permutation of the full sets, and MMD^2 ignores order: one
+        # evaluation gives every subset's value (std 0) instead of `subsets` identical ones.
+        return mmd2_unbiased(a, b), 0.0
+    rng = np.random.default_rng(seed)
+    values = np.empty(subsets)
+    for index in range(subsets):
+        sub_a = a[rng.choice(a.shape[0], m, replace=False)]
+        sub_b = b[rng.choice(b.shape[0], m, replace=False)]
+        values[index] = mmd2_unbiased(sub_a, sub_b)
+    return float(values.mean()), float(values.std())
+
+
+def kth_neighbour_radii(feats: np.ndarray, k: int) -> np.ndarray:
+    """Euclidean distance from each row to its k-th nearest neighbour in the same set, itself excluded: (N,)."""
+    if not 1 <= k < feats.shape[0]:
+        raise ValueError(f"k must be in [1, N-1] = [1, {feats.shape[0] - 1}]; got {k}")
+    distances = cdist(feats, feats)
+    # Column 0 of the sorted row is the point itself (distance 0), so the k-th neighbour is index k.
+    return np.partition(distances, k, axis=1)[:, k]
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019, arXiv:1904.06991).
+
+    precision = mean_j 1[exists i: ||y_j - x_i|| <= r_k(x_i)] (fakes inside the real manifold),
+    recall    = mean_i 1[exists j: ||x_i - y_j|| <= r_k(y_j)] (reals inside the fake manifold),
+    r_k = distance to the k-th nearest neighbour within the own set (self excluded); `<=` as in
+    the official code and torch-fidelity.
+    """
+    x, y = _as_features(real, "real", k + 1), _as_features(fake, "fake", k + 1)
+    radii_real, radii_fake = kth_neighbour_radii(x, k), kth_neighbour_radii(y, k)
+    distances = cdist(x, y)  # (N_real, N_fake)
+    precision = (distances <= radii_real[:, None]).any(axis=0).mean()
+    recall = (distances <= radii_fake[None, :]).any(axis=1).mean()
+    return float(precision), float(recall)
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020, arXiv:2002.09797; clovaai/prdc), strict `<`:
+
+    density  = 1/(k M) sum_j sum_i 1[||y_j - x_i|| < r_k(x_i)],
+    coverage = 1/N sum_i 1[min_j ||x_i - y_j|| < r_k(x_i)].
+    For identical distributions E[density] ~ 1 and E[coverage] ~ 1 - 2^-k.
+    """
+    x, y = _as_features(real, "real", k + 1), _as_features(fake, "fake")
+    radii_real = kth_neighbour_radii(x, k)
+    distances = cdist(x, y)  # (N_real, N_fake)
+    density = (distances < radii_real[:, None]).sum() / (k * y.shape[0])
+    coverage = (distances.min(axis=1) < radii_real).mean()
+    return float(density), float(coverage)
+
+
+def sample_metrics(
+    real: np.ndarray, fake: np.ndarray, *, kid_subsets: int = 100, kid_subset_size: int = 1000,
+    pr_k: int = 3, dc_k: int = 5, seed: int = 0,
+) -> dict[str, float]:
+    """All sample metrics between real and fake features, keyed by bench.schema quality columns."""
+    kid_mean, kid_std = kid(real, fake, kid_subsets, kid_subset_size, seed)
+    precision, recall = precision_recall(real, fake, pr_k)
+    density, coverage = density_coverage(real, fake, dc_k)
+    return {
+        "fid_proxy": fid_proxy(real, fake), "kid_proxy": kid_mean, "kid_proxy_std": kid_std,
+        "precision": precision, "recall": recall, "density": density, "coverage": coverage,
+    }
+
+
+def real_floor(
+    real_feats: np.ndarray, seed: int = 0, *, kid_subsets: int = 100, kid_subset_size: int = 1000,
+    pr_k: int = 3, dc_k: int = 5,
+) -> dict[str, float]:
+    """The sample metrics between two disjoint random halves of the real features: the noise scale
+    of every reported metric at this sample size (halves of N/2 each, so slightly pessimistic)."""
+    array = _as_features(real_feats, "real_feats", 4)
+    order = np.random.default_rng(seed).permutation(array.shape[0])
+    half = array.shape[0] // 2
+    return sample_metrics(
+        array[order[:half]], array[order[half:2 * half]], kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size, pr_k=pr_k, dc_k=dc_k, seed=seed,
+    )

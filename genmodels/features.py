@@ -1,0 +1,104 @@
+"""The FID-proxy feature network: a small LeNet-style classifier trained on the dataset itself.
+
+Inception features suit neither 28x28 digits nor offline machines; Binkowski et al. (MMD-GAN,
+arXiv:1801.01401, `gan/compute_scores.py`) score MNIST with a LeNet's penultimate layer instead.
+Scores are comparable only between runs that used the same FEATURE_NET_ID.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from genmodels.cache import CorruptCacheError, cache_dir, config_hash, load_tensors, save_tensors
+from genmodels.data import Dataset
+
+FEATURE_LAYER = "fc1_relu"
+FEATURE_DIM = 128
+FEATURE_NET_ID = f"featurenet-v1:{FEATURE_LAYER}:{FEATURE_DIM}"  # bump v1 when training changes
+FEATURE_EPOCHS = 6
+
+
+class FeatureNet(nn.Module):
+    """conv3x3(32)-ReLU-maxpool, conv3x3(64)-ReLU-maxpool, fc1(128)-ReLU [features], fc2 -> logits.
+
+    Inputs in [0, 1] are centred to [-0.5, 0.5] as in Binkowski et al.'s LeNet scorer."""
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        self.image_shape, self.n_classes = tuple(image_shape), int(n_classes)
+        self.conv1 = nn.Conv2d(c, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * (h // 4) * (w // 4), FEATURE_DIM)
+        self.fc2 = nn.Linear(FEATURE_DIM, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, 128) ReLU activations of fc1 (the penultimate layer)."""
+        h = F.max_pool2d(F.relu(self.conv1(x - 0.5)), 2)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        return F.relu(self.fc1(h.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.features(x))
+
+
+@torch.no_grad()
+def accuracy(net: FeatureNet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Fraction of x classified as y, evaluated in batches."""
+    correct = sum(int((net(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+                  for i in range(0, x.shape[0], batch_size))
+    return correct / x.shape[0]
+
+
+def train_feature_net(dataset: Dataset, seed: int = 0, epochs: int = FEATURE_EPOCHS,
+                      progress: bool = True) -> tuple[FeatureNet, dict[str, Any]]:
+    """Train (or load from cache) the classifier on the train split; info has test_accuracy,
+    seconds, cached, checkpoint, feature_layer, feature_dim, feature_net_id, key."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    n_classes = int(max(dataset.train_y.max(), dataset.test_y.max())) + 1
+    key = config_hash({"net": FEATURE_NET_ID, "dataset": dataset.name, "data": dataset.fingerprint,
+                       "seed": int(seed), "epochs": int(epochs), "classes": n_classes})
+    path = cache_dir() / "checkpoints" / f"featurenet-{key}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    net = FeatureNet(dataset.image_shape, n_classes)
+    info = {"checkpoint": str(path), "feature_layer": FEATURE_LAYER, "feature_dim": FEATURE_DIM,
+            "feature_net_id": FEATURE_NET_ID, "key": key}
+    start = time.perf_counter()
+    if path.exists():
+        try:
+            tensors, meta = load_tensors(path)
+            net.load_state_dict(tensors)
+            return net.eval(), {**info, "test_accuracy": meta["test_accuracy"], "cached": True,
+                                "seconds": time.perf_counter() - start}
+        except (CorruptCacheError, RuntimeError, KeyError):
+            pass  # rebuild below
+    _fit_classifier(net, dataset, seed, epochs, progress)
+    net.eval()
+    test_accuracy = accuracy(net, dataset.test_x, dataset.test_y)
+    seconds = time.perf_counter() - start
+    save_tensors(path, net.state_dict(), {"test_accuracy": test_accuracy, "seconds": seconds,
+                                          "feature_net_id": FEATURE_NET_ID})
+    return net, {**info, "test_accuracy": test_accuracy, "cached": False, "seconds": seconds}
+
+
+def _fit_classifier(net: FeatureNet, dataset: Dataset, seed: int, epochs: int, progress: bool,
+                    batch_size: int = 64, lr: float = 1e-3) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    n = dataset.train_x.shape[0]
+    net.train()
+    for _ in tqdm(range(epochs), disable=not progress, desc="train feature net", leave=False):
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            loss = F.cross_entropy(net(dataset.train_x[idx]), dataset.train_y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()

@@ -1,0 +1,94 @@
+"""Shared pieces of the reference models: width scaling, shape checks and the VAE objective."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count at a width multiplier, never below 1 (students at 0.5 / 0.25 stay valid)."""
+    return max(1, int(round(channels * width)))
+
+
+def check_model_args(image_shape: tuple[int, int, int], latent_dim: int, width: float) -> None:
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape}")
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+
+
+def spatial_base(image_shape: tuple[int, int, int]) -> int:
+    """Side s of the smallest feature map: two stride-2 stages map s -> 4s = H (28 = 7*4, 32 = 8*4)."""
+    _, h, w = image_shape
+    if h != w or h % 4:
+        raise ValueError(f"images must be square with a side divisible by 4 (28, 32), got {h}x{w}")
+    return h // 4
+
+
+def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last axis."""
+    return -0.5 * ((z - mu) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+
+
+def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) = -sum BCE-with-logits over pixels, (B, ...) -> (B,).
+
+    x in [0, 1] is not binarized, so this is a cross-entropy, not a normalised likelihood of
+    continuous pixels (the usual convention for "nats" on non-binarized MNIST)."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+class VAEMixin:
+    """ELBO, importance weights and reconstruction from `encode(x) -> (mu, logvar)` and
+    `decode(z, x) -> logits (B, C, H, W)` (x is the teacher-forcing input of autoregressive decoders).
+
+    Kingma & Welling 2013 (arXiv:1312.6114); IWAE weights: Burda et al. 2015 (arXiv:1509.00519).
+    """
+
+    is_vae = True
+
+    def _eps(self, k: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        # Drawn on CPU from the caller's generator (common random numbers across variants).
+        return torch.randn(k, x.shape[0], self.latent_dim, generator=generator).to(x.device)
+
+    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """(k, B) log w_i = log p(x|z_i) + log N(z_i; 0, I) - log q(z_i|x), z_i ~ q(z|x).
+
+        log-mean-exp over k gives the IWAE bound L_k; the mean over k (k=1) is the MC ELBO."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        mu, logvar = self.encode(x)  # (B, D) each
+        eps = self._eps(k, x, generator)  # (k, B, D)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        xk = x.expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
+        log_px = bernoulli_log_lik(self.decode(z.reshape(-1, self.latent_dim), xk), xk)
+        log_pz = -0.5 * (z**2 + LOG_2PI).sum(-1)
+        log_qz = gaussian_log_prob(z, mu, logvar)
+        return log_px.view(k, -1) + log_pz - log_qz
+
+    def elbo(self, x: torch.Tensor, generator: torch.Generator, analytic_kl: bool = True) -> torch.Tensor:
+        """(B,) ELBO = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)), one z sample per image.
+
+        analytic_kl: KL = 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2) (lower variance); False
+        uses the single-sample estimate log p(z) - log q(z|x), i.e. exactly log_weights(x, 1)."""
+        if not analytic_kl:
+            return self.log_weights(x, 1, generator)[0]
+        mu, logvar = self.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * self._eps(1, x, generator)[0]
+        kl = 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).sum(-1)
+        return bernoulli_log_lik(self.decode(z, x), x) - kl
+
+    def recon_bce(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) reconstruction BCE in nats per image, decoding z = mu (no sampling noise)."""
+        mu, _ = self.encode(x)
+        return -bernoulli_log_lik(self.decode(mu, x), x)
+
+    def finetune_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Negative ELBO in nats per image, batch mean."""
+        return -self.elbo(x, generator).mean()

@@ -1,0 +1,94 @@
+"""DCGAN-style GAN (Radford et al. 2015, arXiv:1511.06434) sized for 28x28 / 32x32 images on CPU."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from genmodels.base import GenerativeModel
+from genmodels.models import MODELS
+from genmodels.models.common import check_model_args, scaled, spatial_base
+from genmodels.registry import register
+
+
+class Generator(nn.Module):
+    """z -> Linear -> (C0, s, s) -> ConvT stride 2 -> (C1, 2s, 2s) -> ConvT stride 2 -> (C, 4s, 4s)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, c0: int, c1: int) -> None:
+        super().__init__()
+        self.c0, self.s = c0, spatial_base(image_shape)
+        self.fc = nn.Linear(latent_dim, c0 * self.s * self.s, bias=False)  # BN follows: no bias
+        self.bn0 = nn.BatchNorm1d(c0 * self.s * self.s)
+        self.up1 = nn.ConvTranspose2d(c0, c1, 4, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c1)
+        self.up2 = nn.ConvTranspose2d(c1, image_shape[0], 4, stride=2, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn0(self.fc(z))).view(-1, self.c0, self.s, self.s)
+        h = F.relu(self.bn1(self.up1(h)))  # (B, C1, 2s, 2s)
+        return torch.sigmoid(self.up2(h))  # (B, C, 4s, 4s) in [0, 1]
+
+
+class Discriminator(nn.Module):
+    """Two stride-2 convs with LeakyReLU(0.2), then a Linear to one logit per image."""
+
+    def __init__(self, image_shape: tuple[int, int, int], c1: int, c2: int) -> None:
+        super().__init__()
+        s = spatial_base(image_shape)
+        self.conv1 = nn.Conv2d(image_shape[0], c1, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 4, stride=2, padding=1)
+        self.fc = nn.Linear(c2 * s * s, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.conv1(x), 0.2)
+        h = F.leaky_relu(self.conv2(h), 0.2)
+        return self.fc(h.flatten(1)).squeeze(1)  # (B,) logits
+
+
+@register(MODELS, "gan")
+class GAN(GenerativeModel):
+    """forward(z) = generator(z). The discriminator ignores `width` (its channels are fixed by
+    `disc_channels`), so a student built at width 0.5 can load its teacher's discriminator."""
+
+    family = "gan"
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 32,
+                 width: float = 1.0, channels: int = 32, disc_channels: int = 32) -> None:
+        check_model_args(image_shape, latent_dim, width)
+        if channels < 1 or disc_channels < 1:
+            raise ValueError(f"channels and disc_channels must be >= 1, got {channels}, {disc_channels}")
+        super().__init__(image_shape, latent_dim, width)
+        self.channels, self.disc_channels = int(channels), int(disc_channels)
+        self.generator = Generator(self.image_shape, self.latent_dim,
+                                   scaled(2 * channels, width), scaled(channels, width))
+        self.discriminator = Discriminator(self.image_shape, disc_channels, 2 * disc_channels)
+
+    def init_kwargs(self) -> dict[str, Any]:
+        return {**super().init_kwargs(), "channels": self.channels, "disc_channels": self.disc_channels}
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def deployable(self) -> nn.Module:
+        return self.generator
+
+    def _frozen_disc(self, images: torch.Tensor) -> torch.Tensor:
+        # Detached parameters: gradients reach the images (and so G) but never D's weights.
+        params = {n: p.detach() for n, p in self.discriminator.named_parameters()}
+        return functional_call(self.discriminator, params, (images,))
+
+    def finetune_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Non-saturating generator loss -log D(G(z)) = softplus(-logit), batch mean
+        (Goodfellow et al. 2014, arXiv:1406.2661); x only sets the batch size."""
+        fake = self.generator(self.latent(x.shape[0], generator))
+        return F.softplus(-self._frozen_disc(fake)).mean()
+
+    def discriminator_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """-log D(x) - log(1 - D(G(z))) = softplus(-D(x)) + softplus(D(G(z))), batch mean; G is
+        not updated (its output is detached)."""
+        with torch.no_grad():
+            fake = self.generator(self.latent(x.shape[0], generator))
+        return F.softplus(-self.discriminator(x)).mean() + F.softplus(self.discriminator(fake)).mean()

@@ -1,0 +1,171 @@
+"""Deterministic, cached training of the reference models (checkpoints keyed by a config hash)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from genmodels.base import GenerativeModel
+from genmodels.cache import CorruptCacheError, cache_dir, config_hash, load_tensors, save_tensors
+from genmodels.data import Dataset
+from genmodels.models import MODELS, build_model
+
+# Bump whenever a change here or in the models alters what a given config trains to.
+CODE_VERSION = "train-v1"
+TRAININGS_RUN = 0  # real trainings in this process (cache hits excluded); read by grid tests
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite during training."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation budget and hyper-parameters of one training run (Adam on every family).
+
+    model_kwargs: family-specific constructor kwargs (e.g. {"cell": "lstm"} for rvae), stored as
+    sorted (key, value) pairs so the config stays hashable; a dict is accepted."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    latent_dim: int
+    beta1: float = 0.9
+    beta2: float = 0.999
+    max_steps: int | None = None  # cap on optimiser steps (tiny smoke budgets); None = all epochs
+    model_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
+            raise ValueError(f"epochs, batch_size and latent_dim must be >= 1, got "
+                             f"{self.epochs}, {self.batch_size}, {self.latent_dim}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        items = self.model_kwargs.items() if isinstance(self.model_kwargs, dict) else self.model_kwargs
+        object.__setattr__(self, "model_kwargs", tuple(sorted((str(k), v) for k, v in items)))
+
+
+# Budgets measured on a 2-core CPU on mnist5k (see the helper's report / benchmarks).
+DEFAULT_TRAIN: dict[str, TrainConfig] = {
+    "gan": TrainConfig(epochs=25, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5),
+    "vae": TrainConfig(epochs=20, batch_size=64, lr=1e-3, latent_dim=16),
+    "rvae": TrainConfig(epochs=15, batch_size=64, lr=2e-3, latent_dim=16),
+}
+SMOKE_TRAIN: dict[str, TrainConfig] = {
+    "gan": TrainConfig(epochs=3, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5),
+    "vae": TrainConfig(epochs=3, batch_size=64, lr=1e-3, latent_dim=16),
+    "rvae": TrainConfig(epochs=2, batch_size=64, lr=2e-3, latent_dim=16),
+}
+
+
+@dataclass
+class TrainedModel:
+    """A trained model (eval mode) and how it was obtained: seconds, cached, checkpoint,
+    final_loss, key."""
+
+    model: GenerativeModel
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def checkpoint_key(family: str, dataset: Dataset, config: TrainConfig, seed: int, width: float) -> str:
+    """Hash of everything that determines the trained weights (the dataset's content included)."""
+    return config_hash({"family": family, "width": float(width), "dataset": dataset.name,
+                        "data": dataset.fingerprint, "config": asdict(config), "seed": int(seed),
+                        "code": CODE_VERSION})
+
+
+def checkpoint_path(family: str, key: str) -> Path:
+    path = cache_dir() / "checkpoints" / f"{family}-{key}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def train_model(family: str, dataset: Dataset, config: TrainConfig, seed: int, width: float = 1.0,
+                device: str = "cpu", progress: bool = True) -> TrainedModel:
+    """Train `MODELS[family]` on dataset.train_x, or load its cached checkpoint."""
+    if family not in MODELS:
+        raise ValueError(f"unknown model family {family!r}; allowed: {', '.join(sorted(MODELS))}")
+    key = checkpoint_key(family, dataset, config, seed, width)
+    path = checkpoint_path(family, key)
+    torch.manual_seed(seed)  # parameter init is drawn from the global generator
+    model = build_model(family, image_shape=dataset.image_shape, latent_dim=config.latent_dim,
+                        width=width, **dict(config.model_kwargs))
+    start = time.perf_counter()
+    if path.exists():
+        try:
+            tensors, meta = load_tensors(path)
+            model.load_state_dict(tensors)
+            model.to(device).eval()
+            return TrainedModel(model, {"seconds": time.perf_counter() - start, "cached": True,
+                                        "checkpoint": str(path), "final_loss": meta.get("final_loss"),
+                                        "key": key, "train_seconds": meta.get("seconds")})
+        except (CorruptCacheError, RuntimeError, KeyError):
+            pass  # corrupt, foreign or stale file: retrain and overwrite it below
+    model.to(device)
+    final_loss = _fit(model, dataset.train_x, config, seed, device, progress)
+    seconds = time.perf_counter() - start
+    global TRAININGS_RUN
+    TRAININGS_RUN += 1
+    save_tensors(path, model.state_dict(), {"family": family, "final_loss": final_loss,
+                                            "seconds": seconds, "key": key})
+    return TrainedModel(model.eval(), {"seconds": seconds, "cached": False, "checkpoint": str(path),
+                                       "final_loss": final_loss, "key": key})
+
+
+def _fit(model: GenerativeModel, train_x: torch.Tensor, config: TrainConfig, seed: int,
+         device: str, progress: bool) -> float:
+    """Adam on the family's objective; returns the mean loss of the last epoch (GAN: G loss)."""
+    gen = torch.Generator().manual_seed(seed)  # data order and every z / eps draw
+    is_gan = model.family == "gan"
+    betas = (config.beta1, config.beta2)
+    if is_gan:
+        opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr, betas=betas)
+        opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr, betas=betas)
+    else:
+        opt_g = torch.optim.Adam(model.parameters(), lr=config.lr, betas=betas)
+    n = train_x.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    total = min(total, config.max_steps) if config.max_steps else total
+    model.train()
+    step, epoch_losses = 0, []
+    with tqdm(total=total, disable=not progress, desc=f"train {model.family}", leave=False) as bar:
+        for epoch in range(config.epochs):
+            if step >= total:
+                break
+            order, epoch_losses = torch.randperm(n, generator=gen), []
+            for i in range(steps_per_epoch):
+                if step >= total:
+                    break
+                x = train_x[order[i * config.batch_size:(i + 1) * config.batch_size]].to(device)
+                if is_gan:
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss = model.discriminator_loss(x, gen)
+                    _check_finite(d_loss, epoch, step, "discriminator")
+                    d_loss.backward()
+                    opt_d.step()
+                opt_g.zero_grad(set_to_none=True)
+                loss = model.finetune_loss(x, gen)
+                _check_finite(loss, epoch, step, "generator" if is_gan else "negative ELBO")
+                loss.backward()
+                opt_g.step()
+                epoch_losses.append(loss.item())
+                step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+    return float(sum(epoch_losses) / max(1, len(epoch_losses)))
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, what: str) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"{what} loss became {loss.item()} at epoch {epoch}, step {step}; "
+                               f"lower the learning rate")

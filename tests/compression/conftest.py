@@ -1,0 +1,53 @@
+"""Tiny-model fixtures shared by every compression test (pruning, distillation, quantization).
+
+Fixtures:
+  * `family`       parametrized over the model registry (`genmodels.models.MODELS`).
+  * `make_model`   factory: make_model(family, width=0.25, seed=0) -> tiny GenerativeModel in eval().
+  * `tiny_models`  {family: tiny model} for every registered family.
+  * `ctx`          CompressionContext with 64 random training images of TINY_SHAPE, seed 0.
+Models are `MODELS[family](image_shape=TINY_SHAPE, latent_dim=TINY_LATENT, width=...)`,
+seeded, in eval mode.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from compression.api import CompressionContext
+from genmodels.base import GenerativeModel
+from genmodels.models import MODELS
+
+TINY_SHAPE = (1, 28, 28)
+TINY_LATENT = 8
+TINY_WIDTH = 0.25
+N_TRAIN = 64
+
+
+FAMILIES = sorted(MODELS)
+
+
+def build_model(family: str, width: float = TINY_WIDTH, seed: int = 0) -> GenerativeModel:
+    torch.manual_seed(seed)
+    model = MODELS[family](image_shape=TINY_SHAPE, latent_dim=TINY_LATENT, width=width)
+    return model.eval()
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_model():
+    return build_model
+
+
+@pytest.fixture
+def tiny_models() -> dict[str, GenerativeModel]:
+    return {name: build_model(name) for name in FAMILIES}
+
+
+@pytest.fixture
+def ctx() -> CompressionContext:
+    gen = torch.Generator().manual_seed(0)
+    return CompressionContext(train_x=torch.rand(N_TRAIN, *TINY_SHAPE, generator=gen), seed=0)

@@ -1,0 +1,86 @@
+"""Int8 kernels ("quant_int8_kernel"): outputs match the simulated int8 model, codes are stored."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.utils import benchmark
+
+from compression import compress
+from compression.accounting import prunable_tensors
+from compression.api import EXECUTION_INT8_KERNEL
+from compression.quantization.kernels import Int8KernelConfig
+from compression.quantization.storage import load_compressed_state, save_compressed
+
+pytest.importorskip("torchao")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+# Tolerances on outputs in [0, 1], max |kernel - simulated|: weight-only runs the same int8
+# weights, so only float summation order differs; dynamic mode also rounds each activation row
+# to 8 bits (relative step 1/127 of the row's max), which the simulated model does not do.
+TOL_WEIGHT_ONLY = 1e-5
+TOL_DYNAMIC = 2e-2
+
+
+def _simulated(make_model, family: str, cm, tmp_path):
+    """An fp32 model holding exactly the stored int8 weights: the file loaded back."""
+    path = tmp_path / "int8.safetensors"
+    save_compressed(cm, path)
+    model = make_model(family)
+    model.load_state_dict(load_compressed_state(path), strict=False)
+    return model
+
+
+@pytest.mark.parametrize("mode,tol", [("weight_only", TOL_WEIGHT_ONLY), ("dynamic", TOL_DYNAMIC)])
+def test_int8_kernel_matches_simulated(make_model, family, tmp_path, mode, tol) -> None:
+    model = make_model(family)
+    cm = compress(model, Int8KernelConfig(mode=mode))
+    assert cm.execution == EXECUTION_INT8_KERNEL and cm.notes["int8_kernel_layers"]
+    assert sorted(cm.quantized) == sorted(n for n, _, _ in prunable_tensors(model))
+    assert all(q.bits == 8 for q in cm.quantized.values())
+    simulated = _simulated(make_model, family, cm, tmp_path)
+    z = model.latent(16, torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out, ref, fp32 = cm.model(z), simulated(z), model(z)
+    assert float((out - ref).abs().max()) <= tol
+    assert float((out - fp32).abs().max()) <= tol + 0.05  # int8 is close to fp32 as well
+
+
+def test_conv_layers_are_reported_as_simulated(make_model) -> None:
+    cm = compress(make_model("vae"), Int8KernelConfig(mode="weight_only"))
+    kernel = " ".join(cm.notes["int8_kernel_layers"])
+    assert "(torchao)" in kernel
+    assert cm.notes["simulated_int8_layers"]  # Conv2d/ConvTranspose2d: no int8 kernel here
+
+
+def test_torch_ao_dynamic_backend(make_model, tmp_path) -> None:
+    pytest.importorskip("torch.ao.quantization")
+    model = make_model("rvae")
+    cm = compress(model, Int8KernelConfig(backend="torch.ao-dynamic"))
+    assert any("torch.ao" in name for name in cm.notes["int8_kernel_layers"])
+    assert sorted(cm.quantized) == sorted(n for n, _, _ in prunable_tensors(model))
+    assert all(q.bits == 8 for q in cm.quantized.values())
+    simulated = _simulated(make_model, "rvae", cm, tmp_path)
+    z = cm.model.latent(8, torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert float((cm.model(z) - simulated(z)).abs().max()) <= TOL_DYNAMIC
+
+
+def test_latency_is_measured_whatever_it_is(make_model) -> None:
+    model = make_model("vae")
+    cm = compress(model, Int8KernelConfig())
+    z = model.latent(8, torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        timer = benchmark.Timer("m(z)", globals={"m": cm.model, "z": z}, num_threads=1)
+        seconds = timer.timeit(5).median
+    assert math.isfinite(seconds) and seconds > 0
+
+
+@pytest.mark.parametrize("kwargs,match", [({"backend": "onnx"}, "backend"),
+                                          ({"mode": "static"}, "mode"),
+                                          ({"backend": "torch.ao-dynamic", "mode": "weight_only"},
+                                           "dynamic")])
+def test_kernel_config_rejects_bad_input(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        Int8KernelConfig(**kwargs)

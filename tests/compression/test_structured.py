@@ -1,0 +1,140 @@
+"""Structured pruning: exact shrink in params/MACs, and equality with the channel-zeroed original."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from compression.accounting import count_macs, count_params
+from compression.api import EXECUTION_SHRUNK, compress
+from compression.structured import (
+    StructuredPruneConfig,
+    channel_l1,
+    channels_to_keep,
+    plan,
+    zero_channels,
+)
+from genmodels.models import MODELS
+
+SPARSITIES = [0.25, 0.5, 0.75]
+
+
+def _model(make_model, variant: str) -> nn.Module:
+    if variant == "rvae-lstm":  # the recurrent VAE's LSTM cell
+        torch.manual_seed(0)
+        return MODELS["rvae"](image_shape=(1, 28, 28), latent_dim=8, width=0.25, cell="lstm").eval()
+    model = make_model(variant)
+    with torch.no_grad():  # non-trivial BatchNorm statistics and affine, so the norms matter
+        gen = torch.Generator().manual_seed(1)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.randn(m.num_features, generator=gen))
+                m.bias.copy_(torch.randn(m.num_features, generator=gen))
+    return model
+
+
+VARIANTS = sorted(MODELS) + ["rvae-lstm"]
+
+
+@pytest.mark.parametrize("sparsity", SPARSITIES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_shrunk_equals_zeroed_original(variant: str, sparsity: float, make_model, ctx) -> None:
+    model = _model(make_model, variant)
+    cm = compress(model, StructuredPruneConfig(sparsity=sparsity), ctx)
+    assert cm.execution == EXECUTION_SHRUNK and type(cm.model) is type(model)
+    zeroed = copy.deepcopy(model)
+    for group, keep in plan(zeroed, sparsity):
+        zero_channels(zeroed, group, keep)
+    z = model.latent(6, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        shrunk_out, zeroed_out, original = cm.model(z), zeroed(z), model(z)
+        assert torch.allclose(shrunk_out, zeroed_out, atol=1e-5), (shrunk_out - zeroed_out).abs().max()
+        assert not torch.allclose(original, zeroed_out, atol=1e-3)  # channels really removed
+        if model.is_vae:  # the encoder's posterior too
+            for a, b in zip(cm.model.encode(ctx.train_x[:6]), zeroed.encode(ctx.train_x[:6])):
+                assert torch.allclose(a, b, atol=1e-5)
+    if model.family == "gan":  # the discriminator is never pruned
+        assert all(torch.equal(a, b) for a, b in zip(model.discriminator.state_dict().values(),
+                                                     cm.model.discriminator.state_dict().values()))
+
+
+def _kept(n: int, sparsity: float) -> int:
+    return n - round(sparsity * n)
+
+
+def _expected(model: nn.Module, sparsity: float) -> tuple[int, int]:
+    """(params of deployable(), MACs of one forward(z)) from the kept channel counts."""
+    lat, (c, h, w) = model.latent_dim, model.image_shape
+    if model.family == "gan":
+        g, s = model.generator, model.generator.s
+        k0, k1 = _kept(g.c0, sparsity), _kept(g.up1.out_channels, sparsity)
+        params = lat * k0 * s * s + 2 * k0 * s * s + k0 * k1 * 16 + 2 * k1 + k1 * c * 16 + c
+        macs = lat * k0 * s * s + s * s * k0 * k1 * 16 + (2 * s) ** 2 * k1 * c * 16
+        return params, macs
+    if model.family == "vae":
+        s = model.s
+        k1, k2 = _kept(model.enc1.out_channels, sparsity), _kept(model.c2, sparsity)
+        params = (c * k1 * 16 + k1) + (k1 * k2 * 16 + k2) + (k2 * s * s * 2 * lat + 2 * lat) \
+            + (lat * k2 * s * s + k2 * s * s) + (k2 * k1 * 16 + k1) + (k1 * c * 16 + c)
+        macs = lat * k2 * s * s + s * s * k2 * k1 * 16 + (2 * s) ** 2 * k1 * c * 16
+        return params, macs
+    hid, row, gates = _kept(model.encoder_rnn.hidden_size, sparsity), w * c, 3
+    rnn = lambda i: gates * hid * (i + hid) + 2 * gates * hid  # noqa: E731
+    params = rnn(row) + (hid * 2 * lat + 2 * lat) + (lat * hid + hid) + rnn(row + lat) + (hid * row + row)
+    macs = lat * hid + h * gates * hid * (row + lat + hid) + h * hid * row
+    return params, macs
+
+
+@pytest.mark.parametrize("sparsity", [0.0, *SPARSITIES])
+def test_params_and_macs_closed_form(family: str, sparsity: float, make_model, ctx) -> None:
+    model = make_model(family)
+    cm = compress(model, StructuredPruneConfig(sparsity=sparsity), ctx)
+    z = model.latent(1, torch.Generator().manual_seed(0))
+    params, macs = _expected(model, sparsity)
+    assert count_params(cm.model) == params
+    assert count_macs(cm.model, z) == (macs, macs)
+    assert count_params(model) == _expected(model, 0.0)[0]  # the formula describes the original
+    if sparsity == 0.0:
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                     cm.model.state_dict().values()))
+
+
+def test_finetune_after_shrinking(family: str, make_model, ctx) -> None:
+    cm = compress(make_model(family), StructuredPruneConfig(sparsity=0.5, finetune_steps=3, lr=1e-3), ctx)
+    assert len(cm.notes["finetune_losses"]) == 3
+    kept = cm.notes["kept_channels"]
+    assert kept and all(k == _kept(n, 0.5) for k, n in kept.values())
+    out = cm.model(cm.model.latent(2, torch.Generator().manual_seed(0)))
+    assert torch.isfinite(out).all()
+
+
+def test_channels_to_keep_ranks_by_l1() -> None:
+    assert channels_to_keep(torch.tensor([3.0, 1.0, 2.0, 5.0]), 0.5).tolist() == [0, 3]
+    assert channels_to_keep(torch.ones(4), 0.5).tolist() == [0, 1]  # ties: lower index kept
+    assert channels_to_keep(torch.tensor([1.0, 2.0]), 0.9).tolist() == [1]  # at least one
+
+
+def test_channel_l1_axes() -> None:
+    convt = nn.ConvTranspose2d(2, 3, 2, bias=False)  # weight (in=2, out=3, 2, 2)
+    with torch.no_grad():
+        convt.weight.copy_(torch.arange(3.0).view(1, 3, 1, 1).expand(2, 3, 2, 2))
+    assert channel_l1(convt).tolist() == [0.0, 8.0, 16.0]  # output axis is dim 1
+    linear = nn.Linear(2, 6, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 1.0]] * 3 + [[-2.0, 0.0]] * 3))
+    assert channel_l1(linear, block=3).tolist() == [6.0, 6.0]
+    gru = nn.GRU(2, 2, bias=False)
+    with torch.no_grad():
+        gru.weight_ih_l0.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]] * 3))
+        gru.weight_hh_l0.zero_()
+    assert channel_l1(gru).tolist() == [3.0, 0.0]  # unit 0: one per gate block
+
+
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0])
+def test_invalid_sparsity(sparsity: float) -> None:
+    with pytest.raises(ValueError, match="sparsity"):
+        StructuredPruneConfig(sparsity=sparsity)

@@ -1,0 +1,118 @@
+"""KID, precision/recall, density/coverage and the real-vs-real floor on synthetic Gaussians."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bench.metrics.quality import (
+    density_coverage,
+    kid,
+    kth_neighbour_radii,
+    mmd2_unbiased,
+    precision_recall,
+    real_floor,
+)
+
+
+def _loop_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    # Direct O(n^2) transcription of the unbiased estimator, as a reference.
+    d = x.shape[1]
+    k = lambda a, b: (float(a @ b) / d + 1.0) ** 3  # noqa: E731
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i, j in itertools.permutations(range(m), 2)) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_mmd2_matches_loop() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(15, 5)), rng.normal(size=(12, 5)) + 0.3
+    assert mmd2_unbiased(x, y) == pytest.approx(_loop_mmd2(x, y), rel=1e-10)
+
+
+def test_kid_with_one_full_subset_is_mmd2_of_the_sets() -> None:
+    # A subset of size N without replacement is a permutation, and MMD^2 ignores order.
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 6)) + 0.2
+    mean, std = kid(x, y, subsets=1, subset_size=1000)
+    assert mean == pytest.approx(mmd2_unbiased(x, y), rel=1e-10) and std == 0.0
+
+
+def test_kid_near_zero_same_distribution_positive_under_shift() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(1000, 32)), rng.normal(size=(1000, 32))
+    same, same_std = kid(a, b, subsets=20, subset_size=500)
+    shifted, _ = kid(a, b + 0.5, subsets=20, subset_size=500)
+    assert abs(same) < 0.01 and same_std < 0.01
+    assert shifted > 0.5  # measured ~1.0 for a 0.5 shift in every coordinate (reference note B.2)
+
+
+def test_kid_is_seeded_and_reproducible() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.1
+    assert kid(a, b, subsets=5, subset_size=100, seed=7) == kid(a, b, subsets=5, subset_size=100, seed=7)
+    assert kid(a, b, subsets=5, subset_size=100, seed=7) != kid(a, b, subsets=5, subset_size=100, seed=8)
+
+
+def test_kid_rejects_bad_arguments() -> None:
+    a = np.zeros((10, 4))
+    with pytest.raises(ValueError, match="feature dims"):
+        kid(a, np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="subsets"):
+        kid(a, a, subsets=0)
+
+
+def test_kth_neighbour_excludes_self() -> None:
+    points = np.array([[0.0], [1.0], [3.0], [6.0]])
+    np.testing.assert_allclose(kth_neighbour_radii(points, 1), [1.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(kth_neighbour_radii(points, 2), [3.0, 2.0, 3.0, 5.0])
+    with pytest.raises(ValueError, match="k must be"):
+        kth_neighbour_radii(points, 4)
+
+
+def test_collapsed_generator_high_precision_low_recall() -> None:
+    # torch-fidelity's convention: fake = 0.1 * N(0, I_16), real = 3 * N(0, I_16).
+    rng = np.random.default_rng(4)
+    real, fake = 3 * rng.normal(size=(1000, 16)), 0.1 * rng.normal(size=(1000, 16))
+    precision, recall = precision_recall(real, fake, k=3)
+    assert precision > 0.8 and recall < 0.3
+
+
+def test_precision_recall_boundary_is_inclusive() -> None:
+    # Fake point exactly on a real ball's boundary counts (<=); density/coverage use strict <.
+    real, fake = np.array([[0.0], [1.0], [-10.0]]), np.array([[2.0], [2.0], [2.0]])
+    precision, _ = precision_recall(real, fake, k=1)  # radius of real[1] = 1: 2.0 is on it
+    assert precision == 1.0
+    density, coverage = density_coverage(real, fake, k=1)
+    assert density == 0.0 and coverage == 0.0
+
+
+def test_density_coverage_identical_distributions() -> None:
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(1500, 8)), rng.normal(size=(1500, 8))
+    density, coverage = density_coverage(real, fake, k=5)
+    assert density == pytest.approx(1.0, abs=0.1)
+    assert coverage == pytest.approx(1 - 2**-5, abs=0.02)
+
+
+def test_density_coverage_of_a_collapsed_generator() -> None:
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(size=(500, 8)), 0.05 * rng.normal(size=(500, 8))
+    _, coverage = density_coverage(real, fake, k=5)
+    assert coverage < 0.2
+
+
+def test_real_floor_is_reproducible_and_at_the_sampling_noise() -> None:
+    rng = np.random.default_rng(7)
+    d, n = 8, 400
+    real = rng.normal(size=(n, d))
+    settings = {"kid_subsets": 5, "kid_subset_size": 100}
+    floor = real_floor(real, seed=0, **settings)
+    assert floor == real_floor(real, seed=0, **settings)
+    assert floor != real_floor(real, seed=1, **settings)
+    assert set(floor) == {"fid_proxy", "kid_proxy", "kid_proxy_std", "precision", "recall", "density", "coverage"}
+    # Two disjoint halves of N/2 from one Gaussian: FD ~ d(d+5)/(2 * N/2) = 0.26 (loose: one draw).
+    assert d * (d + 5) / n / 3 < floor["fid_proxy"] < 3 * d * (d + 5) / n
