@@ -1,4 +1,4 @@
-"""The `genbench` command: thin argparse subcommands over the library (run, validate, presets, ...)."""
+"""The `genbench` command: thin argparse subcommands (run, validate, presets, reporting)."""
 from __future__ import annotations
 
 import argparse

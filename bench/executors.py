@@ -134,7 +134,10 @@ def run_dask(config: SweepConfig, cells: list[Cell], on_result: OnResult,
 
 
 def execute(config: SweepConfig, cells: list[Cell], on_result: OnResult, *,
-            executor: str = "local", workers: int = 1, scheduler: str | None = None) -> None:
+            executor: str = "local", workers: int = 1, scheduler: str | None = None,
+            client: Any = None) -> None:
+    """Run `cells`; `client` (Dask only) is an existing distributed.Client to use, e.g. an
+    in-process LocalCluster in tests."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
     if workers < 1:
@@ -142,7 +145,7 @@ def execute(config: SweepConfig, cells: list[Cell], on_result: OnResult, *,
     if not cells:
         return
     if executor == "dask":
-        run_dask(config, cells, on_result, scheduler=scheduler, workers=workers)
+        run_dask(config, cells, on_result, scheduler=scheduler, workers=workers, client=client)
     elif workers == 1:
         run_sequential(config, cells, on_result)
     else:

@@ -66,6 +66,8 @@ def append_run(directory: str | Path, store: str | Path, date: str | None = None
     The whole store is rewritten through temp + rename, so a reader never sees half a block.
     """
     block = run_block(directory, date, commit)
+    if block.empty:  # no ok cell: nothing to record, and an empty block would erase nothing
+        return 0
     old = read_store(store)
     run_date, run_commit = block["run_date"].iloc[0], block["commit"].iloc[0]
     keep = old[(old["run_date"] != run_date) | (old["commit"] != run_commit)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ class ResultsDir:
 
     @property
     def floors(self) -> dict[str, float]:
-        return {k: float(v) for k, v in (self.run.get("floors") or {}).items() if v is not None}
+        """Real-vs-real value per metric ({} until the runner has measured them)."""
+        floors = self.run.get("floors") or {}
+        return {k: float(v) for k, v in floors.items() if isinstance(v, int | float)}
 
     def ok(self) -> pd.DataFrame:
         return self.results[self.results["status"] == schema.STATUS_OK]
@@ -100,22 +103,51 @@ def load_results_dir(path: str | Path) -> ResultsDir:
     return ResultsDir(path, results, latency, samples, run)
 
 
-def setting_label(row: pd.Series | dict[str, Any]) -> str:
-    """Compact human string of a cell's settings, e.g. '4-bit, channel, stochastic'."""
+def _extra_settings(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """settings_json as a dict without null values (a setting that does not apply)."""
+    text = str(row.get("settings_json", "") or "")
+    if not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return {"settings": text}
+    if not isinstance(parsed, dict):
+        return {"settings": parsed}
+    return {k: v for k, v in parsed.items() if v is not None}
+
+
+def setting_label(row: pd.Series | dict[str, Any], extra_keys: Iterable[str] | None = None) -> str:
+    """Compact human string of a cell's settings, e.g. '4-bit, channel, stochastic'.
+
+    extra_keys: which settings_json keys to show (None: all of them).
+    """
     parts = []
     for column in schema.SETTING_COLUMNS:
         value = str(row.get(column, "") or "")
         if value:
             parts.append(_SETTING_LABELS.get(column, "{}").format(value))
-    extra = str(row.get("settings_json", "") or "")
-    if extra:
-        try:
-            parsed = json.loads(extra)
-        except json.JSONDecodeError:
-            parsed = {"settings": extra}
-        if isinstance(parsed, dict):
-            parts.extend(f"{k}={v}" for k, v in sorted(parsed.items()))
+    extra = _extra_settings(row)
+    keys = sorted(extra) if extra_keys is None else sorted(set(extra_keys) & set(extra))
+    parts.extend(f"{k}={extra[k]}" for k in keys)
     return ", ".join(parts) if parts else ("fp32" if row.get("method") == "baseline" else "-")
+
+
+def compact_setting_labels(frame: pd.DataFrame) -> list[str]:
+    """setting_label per row, showing only the settings_json keys whose value varies among the
+    rows of the same (family, method): constant defaults would only lengthen every label."""
+    extras = [_extra_settings(row) for _, row in frame.iterrows()]
+    varying: dict[tuple[str, str], set[str]] = {}
+    for (family, method), index in frame.groupby(["family", "method"], sort=False).indices.items():
+        seen: dict[str, set[str]] = {}
+        for i in index:
+            for key, value in extras[i].items():
+                seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+        keys = {k for k, values in seen.items()
+                if len(values) > 1 or sum(k in extras[i] for i in index) < len(index)}
+        varying[(family, method)] = keys
+    return [setting_label(row, varying[(row["family"], row["method"])])
+            for _, row in frame.iterrows()]
 
 
 def cell_label(row: pd.Series | dict[str, Any]) -> str:
@@ -145,7 +177,7 @@ def with_latency(run: ResultsDir, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Mean, std (ddof=1; NaN for one seed) and count over seeds per cell key, in first-seen order."""
+    """Mean, std (ddof=1; NaN for one seed), count over seeds per cell key, first-seen order."""
     grouped = frame.groupby(KEY_COLUMNS, sort=False, dropna=False)[metrics]
     mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
     out = mean.add_suffix("_mean").join(std.add_suffix("_std")).join(count.add_suffix("_n"))

@@ -1,4 +1,4 @@
-"""The output directory: per-cell records, atomically regenerated CSVs, run.json and the run lock."""
+"""The output directory: per-cell records, atomically rewritten CSVs, run.json, the run lock."""
 from __future__ import annotations
 
 import csv
@@ -189,7 +189,8 @@ class RunLock:
             if not self.wait:
                 raise LockedError(
                     f"{self.path.parent} is in use by genbench pid {owner.get('pid')} on "
-                    f"{owner.get('host')}; wait for it to finish, pass --wait, or use another --out")
+                    f"{owner.get('host')}; wait for it to finish, pass --wait, "
+                    "or use another --out")
             time.sleep(self.poll_s)
         self.held = True
         return self

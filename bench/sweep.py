@@ -41,7 +41,7 @@ def cells_to_run(cells: list[Cell], records: dict[str, dict], rerun_failed: bool
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "local",
               workers: int = 1, scheduler: str | None = None, rerun_failed: bool = False,
               force: bool = False, wait: bool = False, progress: bool = True,
-              preset: str | None = None) -> SweepSummary:
+              preset: str | None = None, client: Any = None) -> SweepSummary:
     started = time.time()
     cells = expand(config)
     order = [cell.cell_id for cell in cells]
@@ -84,7 +84,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
 
         try:
             execute(config, todo, on_result, executor=executor, workers=workers,
-                    scheduler=scheduler)
+                    scheduler=scheduler, client=client)
         finally:
             if bar is not None:
                 bar.close()

@@ -11,8 +11,14 @@ import numpy as np
 import pandas as pd
 
 from bench import schema
-from bench.loading import ResultsDir, cell_label, load_results_dir, seed_summary, setting_label
-from bench.loading import with_latency
+from bench.loading import (
+    ResultsDir,
+    cell_label,
+    compact_setting_labels,
+    load_results_dir,
+    seed_summary,
+        with_latency,
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,9 @@ def family_table(run: ResultsDir, family: str) -> Table:
     summary = summary.iloc[np.argsort((summary["method"] != "baseline").to_numpy(), kind="stable")]
     many_datasets = summary["dataset"].nunique() > 1
     headers = (["Dataset"] if many_datasets else []) + ["Method", "Setting"]
-    text = [([r["dataset"]] if many_datasets else []) + [r["method"], setting_label(r)]
-            for _, r in summary.iterrows()]
+    labels = compact_setting_labels(summary)
+    text = [([r["dataset"]] if many_datasets else []) + [r["method"], label]
+            for (_, r), label in zip(summary.iterrows(), labels, strict=True)]
     bold = [[False] * len(headers) for _ in text]
     for column in columns:
         means = summary[f"{column.source}_mean"].to_numpy(float) * column.scale

@@ -1,4 +1,5 @@
 """Counting what a (compressed) model costs: prunable tensors, parameters, nonzeros, MACs, bits."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -77,14 +78,22 @@ def _layer_macs(module: nn.Module, inputs: tuple, output: Any) -> tuple[int, flo
     x = inputs[0]
     if isinstance(module, nn.Conv2d):
         # out elements (B*Cout*Hout*Wout) x (Cin/groups * kH * kW)
-        per_out = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        per_out = (
+            module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        )
         dense = output.numel() * per_out
         return dense, dense * _density(module.weight)
     if isinstance(module, nn.ConvTranspose2d):
         # every input pixel scatters a (Cout/groups, kH, kW) patch: B*Hin*Win * Cin * Cout/g * kH*kW
         spatial = x.numel() // module.in_channels
-        dense = spatial * module.in_channels * module.out_channels // module.groups * \
-            module.kernel_size[0] * module.kernel_size[1]
+        dense = (
+            spatial
+            * module.in_channels
+            * module.out_channels
+            // module.groups
+            * module.kernel_size[0]
+            * module.kernel_size[1]
+        )
         return dense, dense * _density(module.weight)
     if isinstance(module, nn.Linear):
         rows = x.numel() // module.in_features
@@ -130,7 +139,9 @@ def count_macs(model: nn.Module, z: torch.Tensor) -> tuple[int, int]:
         totals[0] += dense
         totals[1] += effective
 
-    handles = [m.register_forward_hook(hook) for m in scope.modules() if isinstance(m, PRUNABLE_LAYERS)]
+    handles = [
+        m.register_forward_hook(hook) for m in scope.modules() if isinstance(m, PRUNABLE_LAYERS)
+    ]
     was_training = model.training
     try:
         model.eval()

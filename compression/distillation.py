@@ -1,4 +1,5 @@
 """Knowledge distillation of a trained generative model into a narrower student of its family."""
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,14 @@ def summed_squared_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).flatten(1).sum(1).mean()
 
 
-def distillation_loss(student: GenerativeModel, teacher: GenerativeModel, z: torch.Tensor,
-                      x: torch.Tensor, alpha_output: float, alpha_latent: float) -> torch.Tensor:
+def distillation_loss(
+    student: GenerativeModel,
+    teacher: GenerativeModel,
+    z: torch.Tensor,
+    x: torch.Tensor,
+    alpha_output: float,
+    alpha_latent: float,
+) -> torch.Tensor:
     """alpha_output * ||S(z) - T(z)||^2 on shared z (GAN Compression, arXiv:2003.08936)
     + for VAEs alpha_latent * (||mu_S(x) - mu_T(x)||^2 + ||logvar_S(x) - logvar_T(x)||^2)."""
     with torch.no_grad():
@@ -38,8 +45,9 @@ def distillation_loss(student: GenerativeModel, teacher: GenerativeModel, z: tor
         with torch.no_grad():
             mu_t, logvar_t = teacher.encode(x)
         mu_s, logvar_s = student.encode(x)
-        loss = loss + alpha_latent * (summed_squared_error(mu_s, mu_t)
-                                      + summed_squared_error(logvar_s, logvar_t))
+        loss = loss + alpha_latent * (
+            summed_squared_error(mu_s, mu_t) + summed_squared_error(logvar_s, logvar_t)
+        )
     return loss
 
 
@@ -109,10 +117,21 @@ def distill(cm: CompressedModel, cfg: DistillConfig, ctx: CompressionContext) ->
             drift.append(output_drift(model, teacher, probes))
             model.deployable().train()
 
-    losses = finetune(student, ctx, cfg.steps, cfg.lr, extra_loss=extra_loss,
-                      after_step=track_drift, params=student.deployable().parameters(),
-                      task_weight=cfg.alpha_task)
-    notes: dict[str, Any] = {"distill_losses": losses, "output_drift_history": drift,
-                             "drift_every_steps": every}
-    return CompressedModel(model=student, steps=cm.steps, execution=EXECUTION_SHRUNK,
-                           notes={**cm.notes, **notes})
+    losses = finetune(
+        student,
+        ctx,
+        cfg.steps,
+        cfg.lr,
+        extra_loss=extra_loss,
+        after_step=track_drift,
+        params=student.deployable().parameters(),
+        task_weight=cfg.alpha_task,
+    )
+    notes: dict[str, Any] = {
+        "distill_losses": losses,
+        "output_drift_history": drift,
+        "drift_every_steps": every,
+    }
+    return CompressedModel(
+        model=student, steps=cm.steps, execution=EXECUTION_SHRUNK, notes={**cm.notes, **notes}
+    )

@@ -1,4 +1,5 @@
 """The one fine-tuning loop every method uses: Adam on the family's own loss, deterministic."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> Iterator[torch.Te
     while True:
         order = torch.randperm(n, generator=gen)
         for start in range(0, n - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
+            yield order[start : start + batch_size]
 
 
 def finetune(
@@ -43,13 +44,18 @@ def finetune(
     A non-finite loss raises FloatingPointError naming the step.
     """
     if steps < 0 or lr <= 0 or batch_size < 1:
-        raise ValueError(f"need steps >= 0, lr > 0, batch_size >= 1; got {steps}, {lr}, {batch_size}")
+        raise ValueError(
+            f"need steps >= 0, lr > 0, batch_size >= 1; got {steps}, {lr}, {batch_size}"
+        )
     if steps == 0:
         return []
     if ctx.train_x is None or len(ctx.train_x) == 0:
         raise ValueError("fine-tuning needs training images: pass CompressionContext(train_x=...)")
-    params = [p for p in (params if params is not None else model.deployable().parameters())
-              if p.requires_grad]
+    params = [
+        p
+        for p in (params if params is not None else model.deployable().parameters())
+        if p.requires_grad
+    ]
     if not params:
         raise ValueError("fine-tuning got no trainable parameters")
     device = next(model.parameters()).device

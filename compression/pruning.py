@@ -1,4 +1,5 @@
 """Unstructured magnitude pruning: by threshold, by exact sparsity (layer/global), iterative."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from compression.api import (
 )
 from compression.finetune import finetune
 
-SCOPES = ("layer", "global")
+SCOPES = ("layer", "global", "lamp")
 
 
 # ----------------------------------------------------------------------------- maths
@@ -31,16 +32,33 @@ def threshold_mask(weight: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def magnitude_masks(weights: list[torch.Tensor], sparsity: float, scope: str) -> list[torch.Tensor]:
-    """Keep masks zeroing exactly k = round(s * n) smallest |w|: per tensor (scope "layer") or
-    over all tensors with one threshold (scope "global", Han et al. 2015, arXiv:1506.02626).
+    """Keep masks zeroing exactly k = round(s * n) lowest-scored weights: |w| per tensor (scope
+    "layer"); |w| over all tensors, i.e. one threshold (scope "global", Han et al. 2015,
+    arXiv:1506.02626); or the LAMP score over all tensors (scope "lamp", see `lamp_scores`).
     Ties are broken deterministically by flat index (stable sort)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     if scope == "layer":
         return [_smallest_k_mask(w.detach().abs().flatten(), sparsity).view_as(w) for w in weights]
-    flat = torch.cat([w.detach().abs().flatten().float() for w in weights])
-    keep = _smallest_k_mask(flat, sparsity)
-    return [m.view_as(w) for m, w in zip(keep.split([w.numel() for w in weights]), weights)]
+    score = lamp_scores if scope == "lamp" else (lambda w: w.detach().abs().flatten().float())
+    keep = _smallest_k_mask(torch.cat([score(w) for w in weights]), sparsity)
+    return [
+        m.view_as(w) for m, w in zip(keep.split([w.numel() for w in weights]), weights, strict=True)
+    ]
+
+
+def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
+    """LAMP score (Lee et al. 2021, arXiv:2010.07611) of each weight, flattened: with the
+    layer's w^2 sorted ascending, score(u) = w_u^2 / sum_{v >= u} w_v^2. The largest weight of
+    every layer scores 1, so a global cut on these scores never empties a layer (|w| can:
+    a layer of small-scale weights falls entirely under one global threshold)."""
+    squared = weight.detach().flatten().double().pow(2)
+    order = torch.argsort(squared, stable=True)
+    sorted_sq = squared[order]
+    suffix = sorted_sq.flip(0).cumsum(0).flip(0)  # sum_{v >= u} in sorted order
+    scores = torch.empty_like(squared)
+    scores[order] = torch.where(suffix > 0, sorted_sq / suffix.clamp_min(1e-300), 0.0)
+    return scores
 
 
 def _smallest_k_mask(magnitudes: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -57,11 +75,12 @@ def cubic_schedule(final_sparsity: float, iterations: int) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- model surgery
-def apply_masks(model: nn.Module, targets: list[tuple[str, nn.Module, str]],
-                masks: list[torch.Tensor]) -> None:
+def apply_masks(
+    model: nn.Module, targets: list[tuple[str, nn.Module, str]], masks: list[torch.Tensor]
+) -> None:
     """w <- w * m through torch.nn.utils.prune, then prune.remove: a plain Parameter again
     (no weight_orig / weight_mask), kept weights bit-identical (w * 1.0 == w)."""
-    for (_, module, pname), mask in zip(targets, masks):
+    for (_, module, pname), mask in zip(targets, masks, strict=True):
         prune.custom_from_mask(module, pname, mask.to(getattr(module, pname).device))
         prune.remove(module, pname)
         if isinstance(module, nn.RNNBase):
@@ -71,7 +90,7 @@ def apply_masks(model: nn.Module, targets: list[tuple[str, nn.Module, str]],
 def _reapply(targets: list[tuple[str, nn.Module, str]], masks: list[torch.Tensor]):
     # Masks held fixed during fine-tuning: zero the pruned entries again after each Adam step.
     def after_step(_model: nn.Module) -> None:
-        for (_, module, pname), mask in zip(targets, masks):
+        for (_, module, pname), mask in zip(targets, masks, strict=True):
             getattr(module, pname).mul_(mask)
 
     return after_step
@@ -85,7 +104,9 @@ def _record(cm: CompressedModel, targets: list, note: dict[str, Any]) -> Compres
         for name, m, p in targets
     }
     # Global pruning can empty a whole small-scale layer; say so rather than hide it.
-    cm.notes["fully_pruned_tensors"] = [n for n, s in cm.notes["sparsity_per_layer"].items() if s == 1.0]
+    cm.notes["fully_pruned_tensors"] = [
+        n for n, s in cm.notes["sparsity_per_layer"].items() if s == 1.0
+    ]
     cm.notes.update(note)
     if cm.execution == EXECUTION_DENSE:
         cm.execution = EXECUTION_MASKED  # honest: zeros in dense tensors, no kernel skips them
@@ -121,12 +142,15 @@ class ThresholdPruneConfig(MethodConfig):
 
 
 @register_method(ThresholdPruneConfig)
-def prune_threshold(cm: CompressedModel, cfg: ThresholdPruneConfig,
-                    ctx: CompressionContext) -> CompressedModel:
+def prune_threshold(
+    cm: CompressedModel, cfg: ThresholdPruneConfig, ctx: CompressionContext
+) -> CompressedModel:
     targets = prunable_tensors(cm.model, include_bias=cfg.include_bias)
     masks = [threshold_mask(getattr(m, p).detach(), cfg.threshold) for _, m, p in targets]
     apply_masks(cm.model, targets, masks)
-    losses = finetune(cm.model, ctx, cfg.finetune_steps, cfg.lr, after_step=_reapply(targets, masks))
+    losses = finetune(
+        cm.model, ctx, cfg.finetune_steps, cfg.lr, after_step=_reapply(targets, masks)
+    )
     return _record(cm, targets, {"finetune_losses": losses})
 
 
@@ -153,9 +177,14 @@ class MagnitudePruneConfig(MethodConfig):
         _check_common(self.finetune_steps, self.lr)
 
     def settings(self) -> dict[str, Any]:
-        return {"sparsity_target": self.sparsity, "scope": self.scope,
-                "finetune_steps": self.finetune_steps, "iterations": self.iterations,
-                "lr": self.lr, "include_bias": self.include_bias}
+        return {
+            "sparsity_target": self.sparsity,
+            "scope": self.scope,
+            "finetune_steps": self.finetune_steps,
+            "iterations": self.iterations,
+            "lr": self.lr,
+            "include_bias": self.include_bias,
+        }
 
     @classmethod
     def example(cls) -> MagnitudePruneConfig:
@@ -163,8 +192,9 @@ class MagnitudePruneConfig(MethodConfig):
 
 
 @register_method(MagnitudePruneConfig)
-def prune_magnitude(cm: CompressedModel, cfg: MagnitudePruneConfig,
-                    ctx: CompressionContext) -> CompressedModel:
+def prune_magnitude(
+    cm: CompressedModel, cfg: MagnitudePruneConfig, ctx: CompressionContext
+) -> CompressedModel:
     targets = prunable_tensors(cm.model, include_bias=cfg.include_bias)
     schedule = cubic_schedule(cfg.sparsity, cfg.iterations)
     losses: list[float] = []
@@ -172,6 +202,9 @@ def prune_magnitude(cm: CompressedModel, cfg: MagnitudePruneConfig,
         masks = magnitude_masks([getattr(m, p) for _, m, p in targets], sparsity, cfg.scope)
         apply_masks(cm.model, targets, masks)
         # Spread the budget so the steps add up to finetune_steps exactly.
-        steps = cfg.finetune_steps * i // cfg.iterations - cfg.finetune_steps * (i - 1) // cfg.iterations
+        steps = (
+            cfg.finetune_steps * i // cfg.iterations
+            - cfg.finetune_steps * (i - 1) // cfg.iterations
+        )
         losses += finetune(cm.model, ctx, steps, cfg.lr, after_step=_reapply(targets, masks))
     return _record(cm, targets, {"finetune_losses": losses, "sparsity_schedule": schedule})

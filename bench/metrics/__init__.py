@@ -1,4 +1,5 @@
 """Quality, likelihood and cost metrics of generative models; the public API of bench.metrics."""
+
 from bench.metrics.cost import (  # noqa: F401
     LatencyResult,
     check_device,

@@ -1,4 +1,5 @@
 """Quality evaluation of one variant on fixed z and fixed test images (common random numbers)."""
+
 from __future__ import annotations
 
 import math
@@ -31,15 +32,25 @@ class EvalSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        minimum = {"n_samples": max(self.pr_k, self.dc_k) + 1, "kid_subsets": 1, "kid_subset_size": 2,
-                   "pr_k": 1, "dc_k": 1, "iwae_k": 1, "n_recon": 1, "seed": 0}
+        minimum = {
+            "n_samples": max(self.pr_k, self.dc_k) + 1,
+            "kid_subsets": 1,
+            "kid_subset_size": 2,
+            "pr_k": 1,
+            "dc_k": 1,
+            "iwae_k": 1,
+            "n_recon": 1,
+            "seed": 0,
+        }
         for name, low in minimum.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"EvalSettings.{name} must be an int >= {low}; got {value!r}")
 
 
-def make_feature_fn(net: nn.Module, batch_size: int = FEATURE_BATCH) -> Callable[[torch.Tensor], np.ndarray]:
+def make_feature_fn(
+    net: nn.Module, batch_size: int = FEATURE_BATCH
+) -> Callable[[torch.Tensor], np.ndarray]:
     """Wrap a feature network (with `.features(x)` if it has one, else its forward) into
     images (B, C, H, W) -> float64 features (B, d), batched, in eval mode, on the net's device."""
     extract = getattr(net, "features", net)
@@ -70,10 +81,16 @@ class QualityEvaluator:
     """Real features computed once; every variant sees the same z (model.latent from a CPU
     generator seeded by settings.seed) and the same test images and likelihood generator seed."""
 
-    def __init__(self, feature_fn: Callable[[torch.Tensor], np.ndarray], test_x: torch.Tensor,
-                 settings: EvalSettings = EvalSettings()) -> None:
+    def __init__(
+        self,
+        feature_fn: Callable[[torch.Tensor], np.ndarray],
+        test_x: torch.Tensor,
+        settings: EvalSettings = EvalSettings(),
+    ) -> None:
         if settings.n_recon > test_x.shape[0]:
-            raise ValueError(f"n_recon={settings.n_recon} exceeds the {test_x.shape[0]} test images")
+            raise ValueError(
+                f"n_recon={settings.n_recon} exceeds the {test_x.shape[0]} test images"
+            )
         self.feature_fn = feature_fn
         self.settings = settings
         self.test_x = test_x
@@ -85,7 +102,12 @@ class QualityEvaluator:
 
     def _metric_kwargs(self) -> dict[str, int]:
         s = self.settings
-        return {"kid_subsets": s.kid_subsets, "kid_subset_size": s.kid_subset_size, "pr_k": s.pr_k, "dc_k": s.dc_k}
+        return {
+            "kid_subsets": s.kid_subsets,
+            "kid_subset_size": s.kid_subset_size,
+            "pr_k": s.pr_k,
+            "dc_k": s.dc_k,
+        }
 
     def latent(self, model: nn.Module) -> torch.Tensor:
         """The fixed z (n_samples, latent_dim) on the model's device: identical for every call."""
@@ -103,9 +125,11 @@ class QualityEvaluator:
         return self._generate(model, self.latent(model)[:n]).float().numpy()
 
     def floor(self) -> dict[str, float]:
-        """Sample metrics between two disjoint halves of the real test features (the noise scale)."""
+        """Sample metrics between two disjoint halves of the real test features (noise scale)."""
         if self._floor is None:
-            self._floor = _finite(real_floor(self.real_features, self.settings.seed, **self._metric_kwargs()))
+            self._floor = _finite(
+                real_floor(self.real_features, self.settings.seed, **self._metric_kwargs())
+            )
         return dict(self._floor)
 
     def evaluate(self, model: nn.Module, baseline: nn.Module | None = None) -> dict[str, float]:
@@ -130,5 +154,8 @@ class QualityEvaluator:
 
     def describe(self) -> dict[str, object]:
         """Settings for run.json."""
-        return {**asdict(self.settings), "n_real": int(self.real_features.shape[0]),
-                "feature_dim": int(self.real_features.shape[1])}
+        return {
+            **asdict(self.settings),
+            "n_real": int(self.real_features.shape[0]),
+            "feature_dim": int(self.real_features.shape[1]),
+        }

@@ -1,4 +1,5 @@
-"""Likelihood metrics of VAEs (reconstruction BCE, ELBO, IWAE bound) and output drift of a compressed model."""
+"""VAE likelihood metrics (reconstruction BCE, ELBO, IWAE bound) and output drift of a variant."""
+
 from __future__ import annotations
 
 import math
@@ -22,26 +23,39 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def elbo_nats(model: nn.Module, x: torch.Tensor, generator: torch.Generator,
-              batch_size: int = DEFAULT_BATCH) -> float:
-    """Mean over images of model.elbo(x, generator) = E_q[log p(x|z)] - KL(q(z|x) || p(z)), nats/image."""
-    total = sum(model.elbo(xb.to(_device(model)), generator).double().sum().item()
-                for xb in _batches(x, batch_size))
+def elbo_nats(
+    model: nn.Module, x: torch.Tensor, generator: torch.Generator, batch_size: int = DEFAULT_BATCH
+) -> float:
+    """Mean over images of model.elbo(x, generator), in nats/image:
+    E_q[log p(x|z)] - KL(q(z|x) || p(z)).
+    """
+    total = sum(
+        model.elbo(xb.to(_device(model)), generator).double().sum().item()
+        for xb in _batches(x, batch_size)
+    )
     return total / x.shape[0]
 
 
 @torch.no_grad()
 def recon_bce_nats(model: nn.Module, x: torch.Tensor, batch_size: int = DEFAULT_BATCH) -> float:
-    """Mean over images of model.recon_bce(x): BCE summed over pixels at z = mean of q(z|x), nats/image.
+    """Mean over images of model.recon_bce(x): BCE summed over pixels at z = mean of q(z|x),
+    in nats/image.
     On non-binarized [0, 1] images this is not a normalised likelihood (continuous Bernoulli)."""
-    total = sum(model.recon_bce(xb.to(_device(model))).double().sum().item()
-                for xb in _batches(x, batch_size))
+    total = sum(
+        model.recon_bce(xb.to(_device(model))).double().sum().item()
+        for xb in _batches(x, batch_size)
+    )
     return total / x.shape[0]
 
 
 @torch.no_grad()
-def iwae_bound(model: nn.Module, x: torch.Tensor, k: int, generator: torch.Generator,
-               batch_size: int = DEFAULT_BATCH) -> float:
+def iwae_bound(
+    model: nn.Module,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    batch_size: int = DEFAULT_BATCH,
+) -> float:
     """Importance-weighted bound (Burda et al. 2015, arXiv:1509.00519), mean over images:
 
     L_k = mean_B [ logsumexp_i log w_i - log k ],  log w_i = log p(x, z_i) - log q(z_i | x),
@@ -55,26 +69,40 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, k: int, generator: torch.Gener
     for xb in _batches(x, max(1, batch_size // k)):
         log_w = model.log_weights(xb.to(_device(model)), k, generator).double()  # (k, B)
         if log_w.shape != (k, xb.shape[0]):
-            raise ValueError(f"log_weights must return (k, B) = {(k, xb.shape[0])}; got {tuple(log_w.shape)}")
+            raise ValueError(
+                f"log_weights must return (k, B) = {(k, xb.shape[0])}; got {tuple(log_w.shape)}"
+            )
         total += (torch.logsumexp(log_w, dim=0) - math.log(k)).sum().item()
     return total / x.shape[0]
 
 
-def nll_iwae_nats(model: nn.Module, x: torch.Tensor, k: int, generator: torch.Generator,
-                  batch_size: int = DEFAULT_BATCH) -> float:
+def nll_iwae_nats(
+    model: nn.Module,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    batch_size: int = DEFAULT_BATCH,
+) -> float:
     """Negative log-likelihood estimate -L_k in nats/image (an upper bound on the true NLL)."""
     return -iwae_bound(model, x, k, generator, batch_size)
 
 
 def reconstruct(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """VAE reconstruction at the posterior mean: sigmoid(decode(mu)), mu from encode(x)."""
+    if not (hasattr(model, "encode") and hasattr(model, "decode")):
+        raise ValueError(f"{type(model).__name__} has no encode/decode: reconstructions need a VAE")
     mu, _ = model.encode(x)
     return torch.sigmoid(model.decode(mu))
 
 
 @torch.no_grad()
-def output_drift(model: nn.Module, baseline: nn.Module, z: torch.Tensor | None = None,
-                 x: torch.Tensor | None = None, batch_size: int = DEFAULT_BATCH) -> float:
+def output_drift(
+    model: nn.Module,
+    baseline: nn.Module,
+    z: torch.Tensor | None = None,
+    x: torch.Tensor | None = None,
+    batch_size: int = DEFAULT_BATCH,
+) -> float:
     """Mean squared difference between the compressed and the uncompressed model's outputs on the
     same inputs (common random numbers): samples model(z) vs baseline(z) when z is given, VAE
     reconstructions `reconstruct(model, x)` vs `reconstruct(baseline, x)` when x is given."""
@@ -89,7 +117,10 @@ def output_drift(model: nn.Module, baseline: nn.Module, z: torch.Tensor | None =
             out = reconstruct(model, chunk.to(_device(model)))
             ref = reconstruct(baseline, chunk.to(_device(baseline)))
         if out.shape != ref.shape:
-            raise ValueError(f"model and baseline outputs differ in shape: {tuple(out.shape)} vs {tuple(ref.shape)}")
+            raise ValueError(
+                "model and baseline outputs differ in shape: "
+                f"{tuple(out.shape)} vs {tuple(ref.shape)}"
+            )
         total += (out.double() - ref.to(out.device).double()).pow(2).sum().item()
         count += out.numel()
     return total / count

@@ -9,6 +9,7 @@ What is measured (peak_mem_bytes / peak_mem_reserved_bytes):
   * CUDA: torch.cuda.max_memory_allocated / max_memory_reserved after reset_peak_memory_stats, in
     the fresh child: the allocator starts empty, so this is weights + input + activations.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -51,7 +52,9 @@ def _pin_malloc() -> bool:
     # resident and the measured pass would reuse them; a fixed threshold disables that.
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 0))
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, 0)
+        )
     except (OSError, AttributeError):
         return False
 
@@ -92,12 +95,15 @@ def _child_measure(blob: bytes, device: str, threads: int) -> tuple[int, int | N
     with torch.inference_mode():
         out = module(z)  # noqa: F841  (the output is part of the pass's footprint)
         peak = _status_bytes("VmHWM")
-    method = "cpu VmHWM during forward - VmRSS before model load" + ("" if pinned else " (malloc not pinned)")
+    method = "cpu VmHWM during forward - VmRSS before model load" + (
+        "" if pinned else " (malloc not pinned)"
+    )
     return peak - rss_before_model, None, method
 
 
-def peak_memory(module: nn.Module, z: torch.Tensor, device: str, threads: int = 1,
-                timeout_s: float = 300.0) -> PeakMemory:
+def peak_memory(
+    module: nn.Module, z: torch.Tensor, device: str, threads: int = 1, timeout_s: float = 300.0
+) -> PeakMemory:
     """Peak memory of module(z) on `device`, measured in a fresh process (multiprocessing spawn).
 
     The module travels pickled to our own child (it is our object, not an untrusted file), which
@@ -107,13 +113,21 @@ def peak_memory(module: nn.Module, z: torch.Tensor, device: str, threads: int = 
     blob = pickle.dumps((module, z.cpu()))  # moved to `device` in the child, not here
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        peak, reserved, method = pool.submit(_child_measure, blob, device, threads).result(timeout=timeout_s)
+        peak, reserved, method = pool.submit(_child_measure, blob, device, threads).result(
+            timeout=timeout_s
+        )
     return PeakMemory(device, int(z.shape[0]), int(peak), reserved, method)
 
 
-def peak_memory_for_model(model: nn.Module, batch_size: int, device: str, threads: int = 1,
-                          seed: int = 0, timeout_s: float = 300.0) -> PeakMemory:
-    """peak_memory of model(z) with z = model.latent(batch_size) from a generator seeded by `seed`."""
+def peak_memory_for_model(
+    model: nn.Module,
+    batch_size: int,
+    device: str,
+    threads: int = 1,
+    seed: int = 0,
+    timeout_s: float = 300.0,
+) -> PeakMemory:
+    """peak_memory of model(z), z = model.latent(batch_size) from a generator seeded by `seed`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     z = model.latent(batch_size, torch.Generator().manual_seed(seed))

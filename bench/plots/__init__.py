@@ -7,15 +7,17 @@ from pathlib import Path
 import pandas as pd
 
 from bench.loading import ResultsDir, load_results_dir
-from bench.plots.grids import plot_sample_grid
 from bench.plots.pareto import pareto_mask
-from bench.plots.tradeoff import plot_tradeoffs
 
 __all__ = ["make_plots", "pareto_mask", "register_cli"]
 
 
 def make_plots(run: ResultsDir, out: Path | None = None) -> list[Path]:
     """Every plot of a run (default out: DIR/plots); returns the files written."""
+    # matplotlib loads here, not when the CLI imports this module to register `plot`.
+    from bench.plots.grids import plot_sample_grid
+    from bench.plots.tradeoff import plot_tradeoffs
+
     out = Path(out) if out is not None else run.path / "plots"
     written = []
     for family in pd.unique(run.ok()["family"]):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.loading import KEY_COLUMNS, setting_label
+from bench.loading import KEY_COLUMNS, compact_setting_labels
 from bench.plots.style import method_style, plt, save
 
 
@@ -26,8 +26,11 @@ def plot_metric_history(means: pd.DataFrame, regressions: pd.DataFrame, metric: 
                                 layout="constrained")
     for ax, family in zip(axes[:, 0], families, strict=True):
         rows = means[means["family"] == family]
-        for index, (_, series) in enumerate(rows.groupby(KEY_COLUMNS, sort=False)):
-            label = f"{series['method'].iloc[0]} [{setting_label(series.iloc[0])}]"
+        firsts = rows.drop_duplicates(KEY_COLUMNS)
+        labels = dict(zip(firsts[KEY_COLUMNS].itertuples(index=False, name=None),
+                          compact_setting_labels(firsts), strict=True))
+        for index, (key, series) in enumerate(rows.groupby(KEY_COLUMNS, sort=False)):
+            label = f"{series['method'].iloc[0]} [{labels[key]}]"
             ax.errorbar(series["x"], series["mean"], yerr=series["std"].fillna(0), capsize=2,
                         label=label, **method_style(index))
         flagged = hits[hits["family"] == family]

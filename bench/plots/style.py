@@ -37,7 +37,9 @@ def save(figure: plt.Figure, stem: Path, formats: tuple[str, ...] = ("png", "svg
     paths = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        figure.savefig(path, dpi=110, bbox_inches="tight", metadata=_metadata(fmt))
+        # bbox "tight" only where no layout engine already fits the labels (it draws twice).
+        tight = None if figure.get_layout_engine() is not None else "tight"
+        figure.savefig(path, dpi=110, bbox_inches=tight, metadata=_metadata(fmt))
         paths.append(path)
     plt.close(figure)
     return paths

@@ -51,7 +51,7 @@ def _panel(ax: plt.Axes, points: pd.DataFrame, x: str, y: str, floor: float | No
     ax.xaxis.set_minor_formatter(PLAIN)
     ax.set_xlabel(AXIS_LABELS[x])
     ax.set_ylabel(AXIS_LABELS[y])
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, alpha=0.3)
 
 
 def plot_tradeoffs(run: ResultsDir, family: str, out: Path) -> list[Path]:

@@ -194,7 +194,7 @@ def quantize_weight(
 
 
 def sqnr_db(reference: torch.Tensor, approx: torch.Tensor) -> float:
-    """Signal-to-quantization-noise ratio 10 log10(||x||^2 / ||x - x_hat||^2) in dB (inf if exact)."""
+    """SQNR = 10 log10(||x||^2 / ||x - x_hat||^2) in dB (inf if exact)."""
     signal = reference.double().pow(2).sum()
     noise = (reference.double() - approx.double()).pow(2).sum()
     return float("inf") if noise == 0 else float(10 * torch.log10(signal / noise))

@@ -1,4 +1,4 @@
-"""Real int8 execution (method "quant_int8_kernel"): torchao for Linear, torch.ao dynamic for RNNs."""
+"""Real int8 execution ("quant_int8_kernel"): torchao for Linear, torch.ao dynamic for RNNs."""
 from __future__ import annotations
 
 import warnings
@@ -66,7 +66,8 @@ def _torchao_linear(scope: nn.Module, mode: str) -> None:
         quantize_,
     )
 
-    config = Int8DynamicActivationInt8WeightConfig() if mode == "dynamic" else Int8WeightOnlyConfig()
+    config = (Int8DynamicActivationInt8WeightConfig() if mode == "dynamic"
+              else Int8WeightOnlyConfig())
     quantize_(scope, config, filter_fn=lambda m, fqn: isinstance(m, nn.Linear))
 
 
@@ -135,7 +136,7 @@ def quantize_int8_kernel(cm: CompressedModel, config: Int8KernelConfig, ctx: Com
     module_names = {id(m): name.rsplit(".", 1)[0] for name, m, _ in targets}
     if use_torchao_linear:
         _torchao_linear(scope, config.mode)
-        for name, module, pname in targets:
+        for name, module, _ in targets:
             if isinstance(module, nn.Linear):
                 cm.quantized[name] = _torchao_codes(module.weight)
                 kernel_names.append(f"{module_names[id(module)]} (torchao)")

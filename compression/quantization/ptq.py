@@ -58,7 +58,8 @@ class QuantConfig(MethodConfig):
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {SCHEMES}; got {self.scheme!r}")
         if self.granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES}; got {self.granularity!r}")
+            raise ValueError(
+                f"granularity must be one of {GRANULARITIES}; got {self.granularity!r}")
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}; got {self.rounding!r}")
         if self.rounding == "naive" and self.granularity != "tensor":

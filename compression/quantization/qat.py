@@ -1,4 +1,4 @@
-"""Quantization-aware fine-tuning (method "qat"): STE or learned step sizes (LSQ) on the family loss."""
+"""Quantization-aware fine-tuning ("qat"): STE or learned step sizes (LSQ) on the family loss."""
 from __future__ import annotations
 
 import copy
@@ -54,7 +54,8 @@ class QATConfig(MethodConfig):
     def __post_init__(self) -> None:
         check_bits(self.bits)
         if self.granularity not in QAT_GRANULARITIES:
-            raise ValueError(f"granularity must be one of {QAT_GRANULARITIES}; got {self.granularity!r}")
+            raise ValueError(
+                f"granularity must be one of {QAT_GRANULARITIES}; got {self.granularity!r}")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}; got {self.estimator!r}")
         if self.scheme not in SCHEMES:

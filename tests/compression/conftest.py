@@ -2,12 +2,13 @@
 
 Fixtures:
   * `family`       parametrized over the model registry (`genmodels.models.MODELS`).
-  * `make_model`   factory: make_model(family, width=0.25, seed=0) -> tiny GenerativeModel in eval().
+  * `make_model`   factory: make_model(family, width=0.25, seed=0) -> tiny model in eval().
   * `tiny_models`  {family: tiny model} for every registered family.
   * `ctx`          CompressionContext with 64 random training images of TINY_SHAPE, seed 0.
 Models are `MODELS[family](image_shape=TINY_SHAPE, latent_dim=TINY_LATENT, width=...)`,
 seeded, in eval mode.
 """
+
 from __future__ import annotations
 
 import pytest

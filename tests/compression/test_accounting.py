@@ -1,4 +1,5 @@
 """Accounting against hand-computed closed forms: prunable tensors, params, MACs, bits."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -38,8 +39,11 @@ from compression.api import CompressedModel
         (nn.GRU(4, 5), (6, 2, 4), 12 * 3 * 5 * (4 + 5)),
         (nn.GRU(4, 5), (6, 4), 6 * 3 * 5 * (4 + 5)),  # unbatched
         # 2 layers, bidirectional: layer 1 reads 2*hidden
-        (nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True), (2, 6, 4),
-         2 * 12 * 4 * 5 * (4 + 5) + 2 * 12 * 4 * 5 * (10 + 5)),
+        (
+            nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True),
+            (2, 6, 4),
+            2 * 12 * 4 * 5 * (4 + 5) + 2 * 12 * 4 * 5 * (10 + 5),
+        ),
     ],
 )
 def test_macs_closed_forms(layer: nn.Module, x_shape: tuple, expected: int) -> None:
@@ -56,7 +60,7 @@ class _Stepwise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, outs = None, []
         for t in range(x.shape[1]):
-            out, h = self.rnn(x[:, t:t + 1], h)
+            out, h = self.rnn(x[:, t : t + 1], h)
             outs.append(out)
         return torch.cat(outs, 1)
 

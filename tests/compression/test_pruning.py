@@ -1,4 +1,5 @@
-"""Magnitude pruning: exact thresholding, exact sparsity (layer/global), fixed masks, plain models."""
+"""Magnitude pruning: exact thresholds, exact sparsity (layer/global), fixed masks, plain models."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,6 +12,7 @@ from compression.pruning import (
     MagnitudePruneConfig,
     ThresholdPruneConfig,
     cubic_schedule,
+    lamp_scores,
     magnitude_masks,
     threshold_mask,
 )
@@ -43,14 +45,18 @@ def test_threshold_prune_exact(family, make_model, ctx, threshold: float) -> Non
     for name, w in before.items():
         expected = torch.where(w.abs() < threshold, torch.zeros_like(w), w)
         assert torch.equal(after[name], expected), name  # bit-identical survivors
-        assert _zeros(after[name]) == int((w.abs() < threshold).sum()) + _zeros(w[w.abs() >= threshold])
+        assert _zeros(after[name]) == int((w.abs() < threshold).sum()) + _zeros(
+            w[w.abs() >= threshold]
+        )
     state = cm.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in others.items())  # biases, norms untouched
     assert cm.execution == EXECUTION_MASKED
-    assert torch.equal(_weights(model)[next(iter(before))], before[next(iter(before))])  # input kept
+    assert torch.equal(
+        _weights(model)[next(iter(before))], before[next(iter(before))]
+    )  # input kept
 
 
-@pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.parametrize("scope", ["layer", "global", "lamp"])
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.9])
 def test_sparsity_exact(family, make_model, ctx, scope: str, sparsity: float) -> None:
     cm = compress(make_model(family), MagnitudePruneConfig(sparsity=sparsity, scope=scope), ctx)
@@ -78,6 +84,21 @@ def test_global_threshold_is_shared_across_layers() -> None:
     assert [(~m).sum().item() for m in layer] == [200, 300]
 
 
+def test_lamp_scores_closed_form() -> None:
+    # w^2 = [1, 4, 9] (sorted) -> suffix sums [14, 13, 9] -> scores [1/14, 4/13, 1]
+    scores = lamp_scores(torch.tensor([[3.0, -1.0, 2.0]]))
+    assert scores.tolist() == pytest.approx([1.0, 1 / 14, 4 / 13])
+
+
+def test_lamp_never_empties_a_layer() -> None:
+    gen = torch.Generator().manual_seed(0)
+    small, large = torch.randn(400, generator=gen) * 0.01, torch.randn(600, generator=gen)
+    assert magnitude_masks([small, large], 0.9, "global")[0].sum() == 0  # |w| empties `small`
+    keep_small, keep_large = magnitude_masks([small, large], 0.9, "lamp")
+    assert keep_small.sum() >= 1 and keep_large.sum() >= 1
+    assert (~keep_small).sum() + (~keep_large).sum() == 900
+
+
 def test_ties_broken_by_index() -> None:
     (keep,) = magnitude_masks([torch.ones(10)], 0.3, "layer")
     assert keep.tolist() == [False] * 3 + [True] * 7
@@ -97,13 +118,15 @@ def test_global_prunes_small_scale_layer_more(make_model, ctx, scope: str) -> No
         assert per_layer[names[0]] > max(per_layer[n] for n in names[1:])
     else:
         for name, module, pname in prunable_tensors(cm.model):
-            assert per_layer[name] == pytest.approx(round(0.5 * getattr(module, pname).numel())
-                                                    / getattr(module, pname).numel())
+            assert per_layer[name] == pytest.approx(
+                round(0.5 * getattr(module, pname).numel()) / getattr(module, pname).numel()
+            )
 
 
 def test_cubic_schedule_closed_form() -> None:
-    assert cubic_schedule(0.8, 3) == pytest.approx([0.8 * (1 - (2 / 3) ** 3),
-                                                    0.8 * (1 - (1 / 3) ** 3), 0.8])
+    assert cubic_schedule(0.8, 3) == pytest.approx(
+        [0.8 * (1 - (2 / 3) ** 3), 0.8 * (1 - (1 / 3) ** 3), 0.8]
+    )
     assert cubic_schedule(0.5, 1) == [0.5]
 
 
@@ -112,8 +135,9 @@ def test_masks_fixed_during_finetuning(family, make_model, ctx, iterations: int)
     # Layer scope: at init, global 70% can remove a whole small-scale layer (e.g. the GAN's
     # first ConvT), leaving nothing to fine-tune upstream; that case is recorded, not tested here.
     model = make_model(family)
-    config = MagnitudePruneConfig(sparsity=0.7, scope="layer", finetune_steps=12,
-                                  iterations=iterations, lr=3e-3)
+    config = MagnitudePruneConfig(
+        sparsity=0.7, scope="layer", finetune_steps=12, iterations=iterations, lr=3e-3
+    )
     cm = compress(model, config, ctx)
     losses = cm.notes["finetune_losses"]
     assert len(losses) == 12
@@ -121,14 +145,18 @@ def test_masks_fixed_during_finetuning(family, make_model, ctx, iterations: int)
         assert _zeros(w) == round(0.7 * w.numel()), name  # still exact after fine-tuning
     if iterations == 1:  # zeros are exactly where the one-shot mask put them
         masks = magnitude_masks(list(_weights(model).values()), 0.7, "layer")
-        for w, keep in zip(_weights(cm.model).values(), masks):
+        for w, keep in zip(_weights(cm.model).values(), masks, strict=True):
             assert torch.all(w[~keep] == 0) and torch.all(w[keep] != 0)
     assert sum(losses[-3:]) < sum(losses[:3])  # the family's own loss went down
     # Fine-tuning really moved the kept weights.
     weights = _weights(cm.model)
-    plain = compress(model, MagnitudePruneConfig(sparsity=0.7, scope="layer",
-                                                 iterations=iterations), ctx)
-    assert any(not torch.equal(a, b) for a, b in zip(weights.values(), _weights(plain.model).values()))
+    plain = compress(
+        model, MagnitudePruneConfig(sparsity=0.7, scope="layer", iterations=iterations), ctx
+    )
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(weights.values(), _weights(plain.model).values(), strict=True)
+    )
 
 
 def test_plain_model_and_state_dict_round_trip(family, make_model, ctx) -> None:
@@ -146,11 +174,14 @@ def test_plain_model_and_state_dict_round_trip(family, make_model, ctx) -> None:
 def test_pipeline_threshold_then_sparsity_keeps_zeros(make_model, ctx) -> None:
     from compression.api import apply_pipeline
 
-    cm = apply_pipeline(make_model("gan"), [ThresholdPruneConfig(0.05),
-                                            MagnitudePruneConfig(sparsity=0.95)], ctx)
+    cm = apply_pipeline(
+        make_model("gan"), [ThresholdPruneConfig(0.05), MagnitudePruneConfig(sparsity=0.95)], ctx
+    )
     assert cm.method == "prune_threshold+prune_magnitude"
     weights = _weights(cm.model)
-    assert sum(_zeros(w) for w in weights.values()) == round(0.95 * sum(w.numel() for w in weights.values()))
+    assert sum(_zeros(w) for w in weights.values()) == round(
+        0.95 * sum(w.numel() for w in weights.values())
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,8 +203,11 @@ def test_invalid_configs(factory, message: str) -> None:
 
 def test_finetune_without_data_is_a_clear_error(make_model) -> None:
     with pytest.raises(ValueError, match="train_x"):
-        compress(make_model("vae"), MagnitudePruneConfig(sparsity=0.5, finetune_steps=2),
-                 CompressionContext())
+        compress(
+            make_model("vae"),
+            MagnitudePruneConfig(sparsity=0.5, finetune_steps=2),
+            CompressionContext(),
+        )
 
 
 def test_settings_map_to_result_columns() -> None:
@@ -187,6 +221,19 @@ def test_finetune_is_deterministic(make_model, ctx) -> None:
     config = MagnitudePruneConfig(sparsity=0.5, finetune_steps=3)
     a, b = compress(make_model("vae"), config, ctx), compress(make_model("vae"), config, ctx)
     assert a.notes["finetune_losses"] == b.notes["finetune_losses"]
-    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),
-                                                 b.model.state_dict().values()))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True)
+    )
     assert isinstance(a.model, GenerativeModel)
+
+
+def test_include_bias_prunes_biases_too(make_model, ctx) -> None:
+    model = make_model("vae")
+    cm = compress(model, ThresholdPruneConfig(threshold=0.05, include_bias=True), ctx)
+    assert "enc1.bias" in cm.pruned_tensors
+    bias = model.enc1.bias.detach()
+    expected = torch.where(bias.abs() < 0.05, torch.zeros_like(bias), bias)
+    assert torch.equal(cm.model.enc1.bias, expected)
+    untouched = compress(model, ThresholdPruneConfig(threshold=0.05), ctx)
+    assert torch.equal(untouched.model.enc1.bias, bias)

@@ -42,7 +42,8 @@ def test_ptq_quantizes_every_prunable_weight_only(make_model, family, bits) -> N
 @pytest.mark.parametrize("kwargs,match", [
     ({"bits": 1}, "2..8"), ({"bits": 9}, "2..8"), ({"bits": 4, "scheme": "log"}, "scheme"),
     ({"bits": 4, "rounding": "naive"}, "granularity='tensor'"),
-    ({"bits": 4, "granularity": "row"}, "granularity"), ({"bits": 4, "group_size": 0}, "group_size"),
+    ({"bits": 4, "granularity": "row"}, "granularity"),
+    ({"bits": 4, "group_size": 0}, "group_size"),
     ({"bits": 4, "activation_bits": 16}, "2..8"),
 ])
 def test_quant_config_rejects_bad_input(kwargs, match) -> None:

@@ -3,6 +3,7 @@
 Each method's config class provides a classmethod `example()` returning a cheap config; a new
 method is tested here by being registered (and giving its config an `example()`).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,13 @@ from compression.api import (
 )
 from genmodels.base import GenerativeModel
 
-EXECUTIONS = {EXECUTION_DENSE, EXECUTION_MASKED, EXECUTION_SHRUNK, EXECUTION_SIMULATED,
-              EXECUTION_INT8_KERNEL}
+EXECUTIONS = {
+    EXECUTION_DENSE,
+    EXECUTION_MASKED,
+    EXECUTION_SHRUNK,
+    EXECUTION_SIMULATED,
+    EXECUTION_INT8_KERNEL,
+}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -1,4 +1,5 @@
-"""Structured pruning: exact shrink in params/MACs, and equality with the channel-zeroed original."""
+"""Structured pruning: exact shrink in params/MACs, equality with the channel-zeroed original."""
+
 from __future__ import annotations
 
 import copy
@@ -52,14 +53,24 @@ def test_shrunk_equals_zeroed_original(variant: str, sparsity: float, make_model
     z = model.latent(6, torch.Generator().manual_seed(0))
     with torch.no_grad():
         shrunk_out, zeroed_out, original = cm.model(z), zeroed(z), model(z)
-        assert torch.allclose(shrunk_out, zeroed_out, atol=1e-5), (shrunk_out - zeroed_out).abs().max()
+        assert torch.allclose(shrunk_out, zeroed_out, atol=1e-5), (
+            (shrunk_out - zeroed_out).abs().max()
+        )
         assert not torch.allclose(original, zeroed_out, atol=1e-3)  # channels really removed
         if model.is_vae:  # the encoder's posterior too
-            for a, b in zip(cm.model.encode(ctx.train_x[:6]), zeroed.encode(ctx.train_x[:6])):
+            for a, b in zip(
+                cm.model.encode(ctx.train_x[:6]), zeroed.encode(ctx.train_x[:6]), strict=True
+            ):
                 assert torch.allclose(a, b, atol=1e-5)
     if model.family == "gan":  # the discriminator is never pruned
-        assert all(torch.equal(a, b) for a, b in zip(model.discriminator.state_dict().values(),
-                                                     cm.model.discriminator.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(
+                model.discriminator.state_dict().values(),
+                cm.model.discriminator.state_dict().values(),
+                strict=True,
+            )
+        )
 
 
 def _kept(n: int, sparsity: float) -> int:
@@ -78,13 +89,25 @@ def _expected(model: nn.Module, sparsity: float) -> tuple[int, int]:
     if model.family == "vae":
         s = model.s
         k1, k2 = _kept(model.enc1.out_channels, sparsity), _kept(model.c2, sparsity)
-        params = (c * k1 * 16 + k1) + (k1 * k2 * 16 + k2) + (k2 * s * s * 2 * lat + 2 * lat) \
-            + (lat * k2 * s * s + k2 * s * s) + (k2 * k1 * 16 + k1) + (k1 * c * 16 + c)
+        params = (
+            (c * k1 * 16 + k1)
+            + (k1 * k2 * 16 + k2)
+            + (k2 * s * s * 2 * lat + 2 * lat)
+            + (lat * k2 * s * s + k2 * s * s)
+            + (k2 * k1 * 16 + k1)
+            + (k1 * c * 16 + c)
+        )
         macs = lat * k2 * s * s + s * s * k2 * k1 * 16 + (2 * s) ** 2 * k1 * c * 16
         return params, macs
     hid, row, gates = _kept(model.encoder_rnn.hidden_size, sparsity), w * c, 3
     rnn = lambda i: gates * hid * (i + hid) + 2 * gates * hid  # noqa: E731
-    params = rnn(row) + (hid * 2 * lat + 2 * lat) + (lat * hid + hid) + rnn(row + lat) + (hid * row + row)
+    params = (
+        rnn(row)
+        + (hid * 2 * lat + 2 * lat)
+        + (lat * hid + hid)
+        + rnn(row + lat)
+        + (hid * row + row)
+    )
     macs = lat * hid + h * gates * hid * (row + lat + hid) + h * hid * row
     return params, macs
 
@@ -99,12 +122,18 @@ def test_params_and_macs_closed_form(family: str, sparsity: float, make_model, c
     assert count_macs(cm.model, z) == (macs, macs)
     assert count_params(model) == _expected(model, 0.0)[0]  # the formula describes the original
     if sparsity == 0.0:
-        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                     cm.model.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(
+                model.state_dict().values(), cm.model.state_dict().values(), strict=True
+            )
+        )
 
 
 def test_finetune_after_shrinking(family: str, make_model, ctx) -> None:
-    cm = compress(make_model(family), StructuredPruneConfig(sparsity=0.5, finetune_steps=3, lr=1e-3), ctx)
+    cm = compress(
+        make_model(family), StructuredPruneConfig(sparsity=0.5, finetune_steps=3, lr=1e-3), ctx
+    )
     assert len(cm.notes["finetune_losses"]) == 3
     kept = cm.notes["kept_channels"]
     assert kept and all(k == _kept(n, 0.5) for k, n in kept.values())

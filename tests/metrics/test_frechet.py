@@ -1,4 +1,5 @@
-"""Frechet distance: closed forms, invariances, finite-sample behaviour, agreement with the sqrtm route."""
+"""Frechet distance: closed forms, invariances, finite-sample bias, agreement with sqrtm."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,9 @@ def test_identical_statistics_give_zero() -> None:
 def test_equal_covariance_is_squared_mean_gap_2048d() -> None:
     # pytorch-fid's own test: mu 0 vs 1 in 2048-d with identity covariances -> exactly 2048.
     eye = np.eye(2048)
-    assert frechet_distance(np.zeros(2048), eye, np.ones(2048), eye) == pytest.approx(2048.0, abs=1e-9)
+    assert frechet_distance(np.zeros(2048), eye, np.ones(2048), eye) == pytest.approx(
+        2048.0, abs=1e-9
+    )
 
 
 def test_equal_random_covariance_is_squared_mean_gap() -> None:
@@ -97,7 +100,9 @@ def test_statistics_use_n_minus_1() -> None:
 def test_fid_proxy_is_frechet_of_statistics() -> None:
     rng = np.random.default_rng(9)
     a, b = rng.normal(size=(100, 8)), rng.normal(size=(120, 8)) * 2
-    assert fid_proxy(a, b) == frechet_distance(*features_to_statistics(a), *features_to_statistics(b))
+    assert fid_proxy(a, b) == frechet_distance(
+        *features_to_statistics(a), *features_to_statistics(b)
+    )
 
 
 @pytest.mark.parametrize(

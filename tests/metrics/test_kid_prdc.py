@@ -1,4 +1,5 @@
 """KID, precision/recall, density/coverage and the real-vs-real floor on synthetic Gaussians."""
+
 from __future__ import annotations
 
 import itertools
@@ -53,8 +54,12 @@ def test_kid_near_zero_same_distribution_positive_under_shift() -> None:
 def test_kid_is_seeded_and_reproducible() -> None:
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.1
-    assert kid(a, b, subsets=5, subset_size=100, seed=7) == kid(a, b, subsets=5, subset_size=100, seed=7)
-    assert kid(a, b, subsets=5, subset_size=100, seed=7) != kid(a, b, subsets=5, subset_size=100, seed=8)
+    assert kid(a, b, subsets=5, subset_size=100, seed=7) == kid(
+        a, b, subsets=5, subset_size=100, seed=7
+    )
+    assert kid(a, b, subsets=5, subset_size=100, seed=7) != kid(
+        a, b, subsets=5, subset_size=100, seed=8
+    )
 
 
 def test_kid_rejects_bad_arguments() -> None:
@@ -113,6 +118,14 @@ def test_real_floor_is_reproducible_and_at_the_sampling_noise() -> None:
     floor = real_floor(real, seed=0, **settings)
     assert floor == real_floor(real, seed=0, **settings)
     assert floor != real_floor(real, seed=1, **settings)
-    assert set(floor) == {"fid_proxy", "kid_proxy", "kid_proxy_std", "precision", "recall", "density", "coverage"}
+    assert set(floor) == {
+        "fid_proxy",
+        "kid_proxy",
+        "kid_proxy_std",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+    }
     # Two disjoint halves of N/2 from one Gaussian: FD ~ d(d+5)/(2 * N/2) = 0.26 (loose: one draw).
     assert d * (d + 5) / n / 3 < floor["fid_proxy"] < 3 * d * (d + 5) / n

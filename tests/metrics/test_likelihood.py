@@ -1,4 +1,5 @@
-"""ELBO / IWAE bound on a linear-Gaussian VAE whose log p(x) is known in closed form; output drift."""
+"""ELBO / IWAE bound on a linear-Gaussian VAE with log p(x) in closed form; output drift."""
+
 from __future__ import annotations
 
 import copy
@@ -25,7 +26,9 @@ class LinearGaussianVAE(nn.Module):
 
     is_vae = True
 
-    def __init__(self, d_x: int = 6, d_z: int = 3, s: float = 0.5, shrink: float = 1.0, inflate: float = 1.0):
+    def __init__(
+        self, d_x: int = 6, d_z: int = 3, s: float = 0.5, shrink: float = 1.0, inflate: float = 1.0
+    ):
         super().__init__()
         gen = torch.Generator().manual_seed(0)
         q, _ = torch.linalg.qr(torch.randn(d_x, d_x, generator=gen, dtype=torch.float64))
@@ -38,13 +41,21 @@ class LinearGaussianVAE(nn.Module):
         mean = (x - self.b) @ self.W * self.post_var / self.s**2
         return self.shrink * mean, self.inflate * self.post_var.sqrt().expand_as(mean)
 
-    def _log_w(self, x: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
+    def _log_w(
+        self, x: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor
+    ) -> torch.Tensor:
         log_px_z = _log_normal(x, z @ self.W.T + self.b, torch.tensor(self.s, dtype=torch.float64))
-        return log_px_z + _log_normal(z, torch.zeros_like(z), torch.ones_like(z)) - _log_normal(z, mu, sd)
+        return (
+            log_px_z
+            + _log_normal(z, torch.zeros_like(z), torch.ones_like(z))
+            - _log_normal(z, mu, sd)
+        )
 
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
         mu, sd = self._q(x)
-        z = mu + sd * torch.randn(k, *mu.shape, generator=generator, dtype=torch.float64)  # (k, B, d_z)
+        z = mu + sd * torch.randn(
+            k, *mu.shape, generator=generator, dtype=torch.float64
+        )  # (k, B, d_z)
         return self._log_w(x, z, mu, sd)  # (k, B)
 
     def elbo(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -66,7 +77,11 @@ class LinearGaussianVAE(nn.Module):
     def data(self, n: int, seed: int = 12345) -> torch.Tensor:  # not a seed the tests sample z with
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.W.shape[1], generator=gen, dtype=torch.float64)
-        return z @ self.W.T + self.b + self.s * torch.randn(n, len(self.b), generator=gen, dtype=torch.float64)
+        return (
+            z @ self.W.T
+            + self.b
+            + self.s * torch.randn(n, len(self.b), generator=gen, dtype=torch.float64)
+        )
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -78,7 +93,9 @@ def test_iwae_k1_equals_elbo_on_the_same_samples() -> None:
     x = model.data(300)
     for batch_size in (64, 1000):
         elbo = elbo_nats(model, x, _gen(3), batch_size=batch_size)
-        assert iwae_bound(model, x, 1, _gen(3), batch_size=batch_size) == pytest.approx(elbo, rel=1e-12)
+        assert iwae_bound(model, x, 1, _gen(3), batch_size=batch_size) == pytest.approx(
+            elbo, rel=1e-12
+        )
 
 
 def test_exact_posterior_gives_log_px_for_every_k() -> None:
@@ -95,7 +112,7 @@ def test_iwae_increases_with_k_towards_log_px() -> None:
     x = model.data(2000)
     log_px = model.log_px(x).mean().item()
     bounds = [iwae_bound(model, x, k, _gen(k)) for k in (1, 4, 16, 64)]
-    assert all(lo < hi for lo, hi in zip(bounds, bounds[1:])), bounds
+    assert all(lo < hi for lo, hi in zip(bounds, bounds[1:], strict=False)), bounds
     assert bounds[-1] <= log_px
     assert log_px - bounds[-1] < 0.25 * (log_px - bounds[0])  # most of the gap is closed by k = 64
     assert nll_iwae_nats(model, x, 4, _gen(4)) == -bounds[1]

@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from synthetic_results import run_cli
 
 from bench import schema
-from bench.compare import (DEFAULT_THRESHOLDS, compare_runs, judge, parse_thresholds,
-                           relative_change, seed_noise)
+from bench.compare import (
+    DEFAULT_THRESHOLDS,
+    compare_runs,
+    judge,
+    parse_thresholds,
+    relative_change,
+    seed_noise,
+)
 from bench.errors import InputError
 from bench.loading import load_results_dir
 
@@ -20,8 +26,8 @@ from bench.loading import load_results_dir
 def _edit(directory: Path, name: str, edit) -> None:
     path = directory / name
     frame = pd.read_csv(path)
-    edit(frame)
-    frame.to_csv(path, index=False)
+    edited = edit(frame)  # edits in place, or returns a new frame
+    (frame if edited is None else edited).to_csv(path, index=False)
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -143,9 +149,9 @@ def test_status_changes_and_one_sided_cells_are_listed(results_dir: Path, tmp_pa
                                                        capsys) -> None:
     current = _copy(results_dir, tmp_path / "changed")
 
-    def change(frame: pd.DataFrame) -> None:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[frame["cell_id"] == "gan2s0", ["status", "error"]] = ["failed", "timeout"]
-        frame.drop(frame.index[frame["cell_id"].str.startswith("gan4")], inplace=True)
+        return frame[~frame["cell_id"].str.startswith("gan4")]
 
     _edit(current, schema.RESULTS_FILE, change)
     report = compare_runs(load_results_dir(results_dir), load_results_dir(current))
@@ -173,7 +179,7 @@ def _wrong_schema(d: Path) -> Path:
 
 
 def _missing_column(d: Path) -> Path:
-    _edit(d, schema.RESULTS_FILE, lambda f: f.drop(columns=["fid_proxy"], inplace=True))
+    _edit(d, schema.RESULTS_FILE, lambda f: f.drop(columns=["fid_proxy"]))
     return d
 
 

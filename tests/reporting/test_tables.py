@@ -9,9 +9,18 @@ import pandas as pd
 import pytest
 
 from bench import schema
-from bench.loading import load_results_dir
-from bench.tables import (COLUMNS, PLUS_MINUS, best_mask, family_tables, format_value,
-                          latex_escape, to_latex, to_markdown, write_tables)
+from bench.loading import compact_setting_labels, load_results_dir, setting_label
+from bench.tables import (
+    COLUMNS,
+    PLUS_MINUS,
+    best_mask,
+    family_tables,
+    format_value,
+    latex_escape,
+    to_latex,
+    to_markdown,
+    write_tables,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -55,7 +64,7 @@ def test_tables_bold_the_true_best_and_report_mean_std(results_dir: Path) -> Non
             means = rows.groupby(["method", "sparsity_target", "bits"], sort=False)[
                 column.source].mean()
             best = means.max() if schema.DIRECTIONS[column.direction_of] > 0 else means.min()
-            bolded = [row[j] for row, marks in zip(table.rows, table.bold) if marks[j]]
+            bolded = [row[j] for row, marks in zip(table.rows, table.bold, strict=True) if marks[j]]
             if means.nunique() > 1:
                 assert bolded, (family, column.header)
                 for text in bolded:
@@ -99,3 +108,17 @@ def test_golden(family: str, suffix: str, render) -> None:
 def test_golden_input_is_what_the_schema_says() -> None:
     frame = pd.read_csv(GOLDEN / "input" / schema.RESULTS_FILE)
     assert list(frame.columns) == schema.RESULTS_COLUMNS
+
+
+def test_compact_labels_show_only_varying_extra_settings() -> None:
+    rows = pd.DataFrame([
+        {"family": "gan", "method": "quant", "bits": "4",
+         "settings_json": '{"scheme": "affine", "activation_bits": null, "group_size": 32}'},
+        {"family": "gan", "method": "quant", "bits": "4",
+         "settings_json": '{"scheme": "affine", "activation_bits": null, "group_size": 64}'},
+        {"family": "gan", "method": "baseline", "bits": "", "settings_json": ""},
+    ])
+    assert compact_setting_labels(rows) == ["4-bit, group_size=32", "4-bit, group_size=64",
+                                            "fp32"]
+    # The full label (compare's identity) keeps every non-null setting.
+    assert setting_label(rows.iloc[0]) == "4-bit, group_size=32, scheme=affine"

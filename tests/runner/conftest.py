@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import genbench_tiny  # noqa: F401 - registers the "tiny12" dataset in this process
+import genbench_tiny  # noqa: F401 - registers the "tiny16" dataset in this process
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -15,7 +15,7 @@ REPO = HERE.parent.parent
 TINY_TOML = """
 name = "tiny"
 description = "tests"
-dataset = "tiny12"
+dataset = "tiny16"
 train = "smoke"
 seeds = [0]
 devices = ["auto"]

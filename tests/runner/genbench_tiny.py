@@ -1,4 +1,4 @@
-"""A tiny synthetic dataset (1x12x12 blobs) registered as "tiny12": a GENBENCH_PLUGINS module for tests."""
+"""A tiny synthetic dataset (1x16x16 blobs) registered as "tiny16" (a GENBENCH_PLUGINS module)."""
 from __future__ import annotations
 
 import torch
@@ -6,8 +6,8 @@ import torch
 from genmodels.data import DATASETS, Dataset
 from genmodels.registry import register
 
-NAME = "tiny12"
-N_TRAIN, N_TEST, SIDE = 256, 128, 12
+NAME = "tiny16"
+N_TRAIN, N_TEST, SIDE = 256, 128, 16  # 16: the smallest side the LeNet feature net takes
 
 
 def _blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,7 +17,7 @@ def _blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     grid = torch.arange(SIDE, dtype=torch.float32)
     dy = (grid[None, :, None] - centres[:, 0, None, None]) ** 2
     dx = (grid[None, None, :] - centres[:, 1, None, None]) ** 2
-    images = torch.exp(-(dx + dy) / 4.0).unsqueeze(1).float()  # (n, 1, 12, 12) in (0, 1]
+    images = torch.exp(-(dx + dy) / 4.0).unsqueeze(1).float()  # (n, 1, 16, 16) in (0, 1]
     labels = ((centres[:, 0] > SIDE / 2).long() * 2 + (centres[:, 1] > SIDE / 2).long())
     return images.clamp(0, 1), labels
 

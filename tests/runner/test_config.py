@@ -1,4 +1,4 @@
-"""Config parsing: presets, cartesian expansion, and every bad input -> one line, exit 2, no output."""
+"""Config parsing: presets, cartesian expansion, every bad input -> one line, exit 2, no output."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,9 +19,12 @@ def _edit(old: str, new: str) -> str:
 # (case id, config text, a fragment the one-line message must contain)
 BAD_CONFIGS = [
     ("unknown-family", _edit("[families.vae]", "[families.vea]"), "unknown family 'vea'"),
-    ("unknown-method", _edit('method = "quant"', 'method = "quantize"'), "unknown method 'quantize'"),
-    ("unknown-dataset", _edit('dataset = "tiny12"', 'dataset = "mnits"'), "unknown dataset 'mnits'"),
-    ("misspelled-method-key", _edit("sparsity = [0.5]", "sparsty = [0.5]"), "unknown key 'sparsty'"),
+    ("unknown-method", _edit('method = "quant"', 'method = "quantize"'),
+     "unknown method 'quantize'"),
+    ("unknown-dataset", _edit('dataset = "tiny16"', 'dataset = "mnits"'),
+     "unknown dataset 'mnits'"),
+    ("misspelled-method-key", _edit("sparsity = [0.5]", "sparsty = [0.5]"),
+     "unknown key 'sparsty'"),
     ("misspelled-top-key", _edit("seeds = [0]", "seed = [0]"), "unknown key 'seed'"),
     ("misspelled-eval-key", _edit("n_samples = 32", "n_sample = 32"), "unknown key 'n_sample'"),
     ("misspelled-train-key", _edit("max_steps = 2\nlatent_dim = 4\n[families.vae]",
@@ -34,8 +37,8 @@ BAD_CONFIGS = [
     ("bits-too-low", _edit("bits = [8]", "bits = [1]"), "bits"),
     ("sparsity-one", _edit("sparsity = [0.5]", "sparsity = [1.0]"), "sparsity"),
     ("sparsity-negative", _edit("sparsity = [0.5]", "sparsity = [-0.1]"), "sparsity"),
-    ("negative-threshold", TINY_TOML + '\n[[sweep]]\nmethod = "prune_threshold"\nthreshold = -0.1\n',
-     "threshold"),
+    ("negative-threshold",
+     TINY_TOML + '\n[[sweep]]\nmethod = "prune_threshold"\nthreshold = -0.1\n', "threshold"),
     ("width-zero", TINY_TOML + '\n[[sweep]]\nmethod = "distill"\nwidth = [0.0]\n', "width"),
     ("width-above-one", TINY_TOML + '\n[[sweep]]\nmethod = "distill"\nwidth = [1.5]\n', "width"),
     ("empty-sweep-list", _edit("sparsity = [0.5]", "sparsity = []"), "empty"),
@@ -58,7 +61,8 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(case, text, fragment, 
     path = tmp_path / "bad.toml"
     path.write_text(text)
     out = tmp_path / "out"
-    for argv in (["validate", str(path), "--no-data"], ["run", "--config", str(path), "--out", str(out)]):
+    for argv in (["validate", str(path), "--no-data"],
+                 ["run", "--config", str(path), "--out", str(out)]):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -67,7 +71,8 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(case, text, fragment, 
 
 
 @pytest.mark.parametrize("case,text,fragment", BAD_AT_RUN, ids=[c[0] for c in BAD_AT_RUN])
-def test_bad_against_machine_or_data_is_refused_before_output(case, text, fragment, tmp_path, capsys):
+def test_bad_against_machine_or_data_is_refused_before_output(case, text, fragment, tmp_path,
+                                                              capsys):
     import torch
 
     if case == "cuda-explicit" and torch.cuda.is_available():
@@ -98,7 +103,7 @@ def test_bad_arguments_exit_2_one_line(argv, fragment, tmp_path, capsys, monkeyp
 
 
 def test_missing_data_root_is_exit_2(tmp_path, capsys):
-    text = _edit('dataset = "tiny12"', f'dataset = "mnist"\ndata_root = "{tmp_path / "nowhere"}"')
+    text = _edit('dataset = "tiny16"', f'dataset = "mnist"\ndata_root = "{tmp_path / "nowhere"}"')
     path = tmp_path / "mnist.toml"
     path.write_text(text)
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
@@ -152,7 +157,8 @@ def test_default_preset_has_the_issue_list():
     assert {s[0]["sparsity"] for s in steps if s[0]["method"] == "prune_magnitude"} >= {0.5, 0.9}
     quant = {(s[0]["bits"], s[0]["granularity"], s[0]["rounding"]) for s in steps
              if s[0]["method"] == "quant" and len(s) == 1}
-    assert {(b, "tensor", "naive") for b in (8, 4, 2)} | {(b, "channel", "mse") for b in (8, 4, 2)} <= quant
+    wanted = {(b, g, r) for b in (8, 4, 2) for g, r in (("tensor", "naive"), ("channel", "mse"))}
+    assert wanted <= quant
     assert {s[0]["width"] for s in steps if s[0]["method"] == "distill"} == {0.5, 0.25}
     assert ("prune_threshold", "quant") in methods
     assert len(config.seeds) == 1 and set(config.families) == {"gan", "vae", "rvae"}

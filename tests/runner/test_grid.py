@@ -37,12 +37,14 @@ def test_gan_budget_change_leaves_vae_ids_alone():
 
 def test_cosmetic_changes_keep_ids():
     # Name, description and timeout do not change what a cell measures: resume survives them.
-    text = TINY_TOML.replace('name = "tiny"', 'name = "tiny2"').replace("timeout_s = 120", "timeout_s = 60")
+    text = (TINY_TOML.replace('name = "tiny"', 'name = "tiny2"')
+            .replace("timeout_s = 120", "timeout_s = 60"))
     assert _ids(text) == _ids(TINY_TOML)
 
 
 def test_identical_pipelines_collapse():
-    dup = TINY_TOML + '\n[[pipeline]]\nsteps = [{method = "quant", bits = 8, granularity = "tensor", rounding = "naive"}]\n'
+    dup = TINY_TOML + ('\n[[pipeline]]\nsteps = [{method = "quant", bits = 8, '
+                       'granularity = "tensor", rounding = "naive"}]\n')
     assert _ids(dup) == _ids(TINY_TOML)
 
 
@@ -52,7 +54,7 @@ def test_one_training_per_family_and_seed_whatever_the_sweep():
     cells = expand(parse_config(more))
     assert len(cells) == 2 * 2 * (1 + 5 + 1)
     assert sorted(train_keys(cells)) == sorted(
-        ("tiny12", f, s) for f in ("gan", "vae") for s in (0, 1))
+        ("tiny16", f, s) for f in ("gan", "vae") for s in (0, 1))
 
 
 def test_code_version_names_the_schema():

@@ -21,7 +21,8 @@ def _dead_pid() -> int:
 
 
 def _write_lock(tmp_path, pid: int, host: str | None = None) -> None:
-    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname()}))
+    owner = {"pid": pid, "host": host or socket.gethostname()}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(owner))
 
 
 def test_lock_is_exclusive_and_released(tmp_path):
@@ -52,13 +53,14 @@ def test_lock_of_another_host_is_never_presumed_dead(tmp_path):
         RunLock(tmp_path).acquire()
 
 
-def test_second_cli_run_into_a_locked_dir_exits_2(tmp_path, capsys):
+def test_second_cli_run_into_a_locked_dir_exits_2(tmp_path, capsys, write_config, tiny_toml):
     from bench.cli import main
 
     out = tmp_path / "out"
     out.mkdir()
     _write_lock(out, os.getppid())
-    assert main(["run", "--preset", "smoke", "--out", str(out), "--quiet"]) == 2
+    config = write_config(tiny_toml)
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "in use by genbench pid" in err
     assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing else written

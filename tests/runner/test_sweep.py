@@ -1,4 +1,4 @@
-"""End-to-end sweeps on the tiny dataset: all ok, resume, training counts, failures that stay local."""
+"""End-to-end sweeps on the tiny dataset: all ok, resume, training counts, contained failures."""
 from __future__ import annotations
 
 import json
@@ -40,9 +40,11 @@ def test_every_cell_ok_with_the_output_layout(tiny_run):
     pruned = results[results["method"] == "prune_magnitude"]
     assert (pruned["sparsity_target"] == 0.5).all() and (pruned["scope"] == "global").all()
     quant = results[results["method"] == "quant"]
-    assert (quant["bits"] == 8).all() and (quant["compression_ratio"] > 3).all()
+    # 8-bit weights: under 4x (biases, norms and the file header stay), well over 2x.
+    assert (quant["bits"] == 8).all() and quant["compression_ratio"].between(2, 4).all()
     vae = results[results["family"] == "vae"]
-    assert vae["elbo_nats"].notna().all() and results[results["family"] == "gan"]["elbo_nats"].isna().all()
+    assert vae["elbo_nats"].notna().all()
+    assert results[results["family"] == "gan"]["elbo_nats"].isna().all()  # not 0.0: n/a
 
 
 def test_latency_rows_and_skipped_cuda(tiny_run):
@@ -66,7 +68,7 @@ def test_samples_share_the_same_latents(tiny_run):
     results = pd.read_csv(out / "results.csv")
     images = {r.method: np.load(out / "samples" / f"{r.cell_id}.npz")["images"]
               for r in results[results["family"] == "gan"].itertuples()}
-    assert images["baseline"].shape == (16, 1, 12, 12)
+    assert images["baseline"].shape == (16, 1, 16, 16)
     assert images["baseline"].min() >= 0 and images["baseline"].max() <= 1
     # 8-bit weights from the same z: close to the baseline, but not identical.
     gap = np.abs(images["quant"] - images["baseline"]).max()
@@ -100,17 +102,14 @@ def test_completed_rerun_does_no_work(tiny_run):
 
 
 def test_trainings_do_not_grow_with_the_number_of_settings(tmp_path):
-    # Fresh training configs (max_steps 3) so nothing is cached yet; 2 families x 2 seeds.
-    text = TINY_TOML.replace("max_steps = 2", "max_steps = 3").replace("seeds = [0]", "seeds = [0, 1]")
-    few = text
-    many = text.replace("sparsity = [0.5]", "sparsity = [0.2, 0.4, 0.6, 0.8]")
+    # A fresh training budget (max_steps 1) so nothing is cached: 1 family x 2 seeds, 4 settings.
+    text = (TINY_TOML.replace("[families.gan]\nepochs = 1\nmax_steps = 2\nlatent_dim = 4\n", "")
+            .replace("max_steps = 2", "max_steps = 1").replace("seeds = [0]", "seeds = [0, 1]")
+            .replace("sparsity = [0.5]", "sparsity = [0.3, 0.6, 0.9]"))
     before = train.TRAININGS_RUN
-    _run(few, tmp_path / "few")
-    assert train.TRAININGS_RUN - before == 2 * 2
-    before = train.TRAININGS_RUN
-    summary = _run(many, tmp_path / "many")
-    assert summary.cells == len(expand(parse_config(many))) == 2 * 2 * 6
-    assert train.TRAININGS_RUN == before  # cached: the more settings, the same 4 baselines
+    summary = _run(text, tmp_path)
+    assert summary.ok == summary.cells == len(expand(parse_config(text))) == 2 * (1 + 3 + 1)
+    assert train.TRAININGS_RUN - before == 1 * 2  # families x seeds, not x settings
 
 
 def test_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
@@ -156,12 +155,13 @@ def test_nan_model_is_a_failed_cell(tmp_path, monkeypatch):
 
 def test_diverging_baseline_fails_its_cells_only(tmp_path):
     text = TINY_TOML.replace("max_steps = 2\nlatent_dim = 4\n[families.vae]",
-                             "max_steps = 20\nlatent_dim = 4\nlr = 1e6\n[families.vae]")
+                             "max_steps = 5\nlatent_dim = 4\nlr = 1e30\n[families.vae]")
     _run(text, tmp_path)
     results = pd.read_csv(tmp_path / "results.csv")
     gan, vae = results[results["family"] == "gan"], results[results["family"] == "vae"]
     assert (gan["status"] == "failed").all(), gan[["status", "error"]]
-    assert gan["error"].str.startswith("RuntimeError: baseline training failed: TrainingDiverged").all()
+    reason = "RuntimeError: baseline training failed: TrainingDiverged"
+    assert gan["error"].str.startswith(reason).all()
     assert (vae["status"] == "ok").all()
 
 
@@ -173,6 +173,9 @@ def test_timeout_fails_the_cell(tmp_path):
 
 
 def test_force_redoes_everything(tiny_run, tmp_path):
-    summary = _run(TINY_TOML, tmp_path)
-    forced = _run(TINY_TOML, tmp_path, force=True)
-    assert forced.ran == summary.cells and forced.reused == 0
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run[0], out)
+    forced = _run(TINY_TOML, out, force=True)
+    assert forced.ran == tiny_run[1].cells and forced.reused == 0

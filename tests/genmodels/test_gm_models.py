@@ -1,0 +1,120 @@
+"""Reference models: shapes, ranges, the sampling contract, VAE identities, finetune gradients."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genmodels.models import MODELS, build_model
+from genmodels.models.common import bernoulli_log_lik
+
+SHAPES = [(1, 28, 28), (3, 32, 32)]
+WIDTHS = [1.0, 0.5, 0.25]
+VAES = sorted(n for n, cls in MODELS.items() if cls.is_vae)
+TINY = {"gan": {"channels": 4, "disc_channels": 4}, "vae": {"channels": 4}, "rvae": {"hidden": 8}}
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_shape_range_and_sample_contract(family, width, shape) -> None:
+    model = build_model(family, image_shape=shape, width=width).eval()
+    assert model.family == family and model.image_shape == shape and model.width == width
+    z = model.latent(4, _gen())
+    assert z.shape == (4, model.latent_dim)
+    out = model(z)
+    assert out.shape == (4, *shape) and out.min() >= 0.0 and out.max() <= 1.0
+    assert torch.equal(model.sample(4, _gen()), out)  # sample == forward(latent), same generator
+    student = type(model)(**{**model.init_kwargs(), "width": width / 2})
+    n_params = sum(p.numel() for p in model.deployable().parameters())
+    assert sum(p.numel() for p in student.deployable().parameters()) < n_params
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_finetune_loss_reaches_deployable_params_only(family) -> None:
+    model = build_model(family).train()
+    x = torch.rand(8, 1, 28, 28)
+    loss = model.finetune_loss(x, _gen())
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    deployable = {id(p) for p in model.deployable().parameters()}
+    for name, p in model.named_parameters():
+        if id(p) in deployable:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        else:  # GAN: the frozen discriminator
+            assert p.grad is None, name
+    if family == "gan":
+        assert sum(1 for _ in model.discriminator.parameters()) > 0
+
+
+def test_gan_discriminator_loss_trains_d_only_and_is_shared_by_students() -> None:
+    gan = build_model("gan")
+    gan.discriminator_loss(torch.rand(8, 1, 28, 28), _gen()).backward()
+    assert all(p.grad is not None for p in gan.discriminator.parameters())
+    assert all(p.grad is None for p in gan.generator.parameters())
+    student = build_model("gan", width=0.25)
+    student.discriminator.load_state_dict(gan.discriminator.state_dict())  # D ignores width
+
+
+@pytest.mark.parametrize("family", VAES)
+def test_log_weights_k1_is_the_single_sample_elbo(family) -> None:
+    model = build_model(family, **TINY[family]).eval()
+    x = torch.rand(5, 1, 28, 28)
+    lw = model.log_weights(x, 1, _gen(3))
+    assert lw.shape == (1, 5)
+    torch.testing.assert_close(model.elbo(x, _gen(3), analytic_kl=False), lw[0], rtol=0, atol=0)
+    # Analytic and sampled KL share z, so they differ by log p(z) - log q(z|x) + KL, whose
+    # expectation is exactly 0: check it on 1,000 draws to 5 standard errors.
+    xs = x[:1].expand(1000, -1, -1, -1)
+    diff = model.log_weights(xs, 1, _gen(4))[0] - model.elbo(xs, _gen(4))
+    assert abs(diff.mean().item()) < 5 * diff.std().item() / math.sqrt(1000)
+
+
+@pytest.mark.parametrize("family", VAES)
+def test_iwae_bound_dominates_mean_weight_and_recon_is_at_mu(family) -> None:
+    model = build_model(family).eval()
+    x = torch.rand(3, 1, 28, 28)
+    lw = model.log_weights(x, 16, _gen())
+    assert lw.shape == (16, 3)
+    iwae = torch.logsumexp(lw, 0) - math.log(16)
+    assert (iwae >= lw.mean(0)).all()  # Jensen, per image, on the same samples
+    mu, _ = model.encode(x)
+    torch.testing.assert_close(model.recon_bce(x), -bernoulli_log_lik(model.decode(mu, x), x))
+    assert (model.recon_bce(x) > 0).all()
+
+
+def test_bernoulli_log_lik_closed_form() -> None:
+    # Zero logits: p = 1/2 per pixel whatever x is, so log p(x|z) = -784 log 2.
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(bernoulli_log_lik(torch.zeros_like(x), x), torch.full((2,), -784 * math.log(2)))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rvae_decoder_is_causal_and_free_running_matches_teacher_forcing(cell) -> None:
+    model = build_model("rvae", cell=cell, hidden=16).eval()
+    z, x = torch.randn(2, model.latent_dim), torch.rand(2, 1, 28, 28)
+    logits = model.decode(z, x)
+    x2 = x.clone()
+    x2[:, :, 10:] = torch.rand(2, 1, 18, 28)  # change rows >= 10
+    logits2 = model.decode(z, x2)
+    assert torch.equal(logits[:, :, :11], logits2[:, :, :11])  # row t sees only rows < t
+    assert not torch.allclose(logits[:, :, 11:], logits2[:, :, 11:])
+    free = model.decode(z)  # feeding its own probabilities back == teacher forcing with them
+    torch.testing.assert_close(model.decode(z, torch.sigmoid(free)), free, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"family": "gan", "width": 0.0}, "width"),
+    ({"family": "vae", "latent_dim": 0}, "latent_dim"),
+    ({"family": "rvae", "cell": "rnn"}, "cell"),
+    ({"family": "vae", "image_shape": (1, 30, 30)}, "divisible by 4"),
+    ({"family": "flow"}, "allowed: gan, rvae, vae"),
+])
+def test_bad_arguments_raise_value_error(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_model(**kwargs)
