@@ -68,9 +68,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not args.no_data:
         _preflight(config)
     cells = expand(config)
-    print(f"{args.file}: ok ({len(cells)} cells: {len(config.families)} families x "
-          f"{len(config.seeds)} seeds x {len(cells) // (len(config.families) * len(config.seeds))}"
-          " pipelines incl. baseline, at most)")
+    trainings = len(config.families) * len(config.seeds)
+    print(f"{args.file}: ok: {len(cells)} cells, {trainings} baseline trainings "
+          f"({len(config.families)} families x {len(config.seeds)} seeds)")
     return 0
 
 

@@ -104,7 +104,7 @@ def detect_regressions(history: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def plot_history(store: str | Path, out: str | Path) -> list[Path]:
-    """history_<metric>.png|svg: a panel per family, a line per cell key, regressions marked."""
+    """history_<metric>.png: a panel per family, a line per cell key, regressions marked."""
     from bench.plots.history import plot_metric_history  # matplotlib only when plotting
 
     history = read_store(store)
@@ -141,5 +141,5 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     append.set_defaults(func=_append_cli)
     plot = commands.add_parser("plot", help="trend plots per key metric with regressions marked")
     plot.add_argument("--store", required=True, help="history CSV")
-    plot.add_argument("--out", required=True, help="directory for history_<metric>.png|svg")
+    plot.add_argument("--out", required=True, help="directory for history_<metric>.png")
     plot.set_defaults(func=_plot_cli)

@@ -15,9 +15,8 @@ from bench import schema
 from bench.errors import InputError
 
 # A cell's identity across seeds and across runs: what compare matches and tables group by.
-KEY_COLUMNS = (
-    ["dataset", "family", "method"] + schema.SETTING_COLUMNS + schema.EXTRA_SETTING_COLUMNS
-)
+# Not `execution`: it is an outcome of the method (and empty when a cell failed early).
+KEY_COLUMNS = ["dataset", "family", "method"] + schema.SETTING_COLUMNS + ["settings_json"]
 _TEXT_COLUMNS = schema.ID_COLUMNS + schema.SETTING_COLUMNS + schema.EXTRA_SETTING_COLUMNS
 # Short names for the compact setting label; values print as they are.
 _SETTING_LABELS = {

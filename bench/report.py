@@ -91,7 +91,7 @@ def build_report(directory: str | Path, baseline: str | Path | None = None) -> P
     run = load_results_dir(directory)
     compared = compare_runs(load_results_dir(baseline), run) if baseline is not None else None
     plots = run.path / "plots"
-    if not any(plots.glob("*.png")):
+    if not any(plots.glob("tradeoff_*.png")):  # history plots alone do not count
         make_plots(run)
     if not any((run.path / "tables").glob("*.md")):
         write_tables(run.path)

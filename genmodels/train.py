@@ -1,4 +1,5 @@
 """Deterministic, cached training of the reference models (checkpoints keyed by a config hash)."""
+
 from __future__ import annotations
 
 import math
@@ -48,15 +49,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
-            raise ValueError(f"epochs, batch_size and latent_dim must be >= 1, got "
-                             f"{self.epochs}, {self.batch_size}, {self.latent_dim}")
+            raise ValueError(
+                f"epochs, batch_size and latent_dim must be >= 1, got "
+                f"{self.epochs}, {self.batch_size}, {self.latent_dim}"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
-        items = self.model_kwargs.items() if isinstance(self.model_kwargs, dict) else self.model_kwargs
+        items = (
+            self.model_kwargs.items() if isinstance(self.model_kwargs, dict) else self.model_kwargs
+        )
         object.__setattr__(self, "model_kwargs", tuple(sorted((str(k), v) for k, v in items)))
 
 
@@ -67,7 +72,7 @@ DEFAULT_TRAIN: dict[str, TrainConfig] = {
     "rvae": TrainConfig(epochs=20, batch_size=64, lr=2e-3, latent_dim=16),
 }
 SMOKE_TRAIN: dict[str, TrainConfig] = {
-    "gan": TrainConfig(epochs=3, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5),
+    "gan": TrainConfig(epochs=2, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5),
     "vae": TrainConfig(epochs=3, batch_size=64, lr=1e-3, latent_dim=16),
     "rvae": TrainConfig(epochs=2, batch_size=64, lr=2e-3, latent_dim=16),
 }
@@ -82,11 +87,21 @@ class TrainedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def checkpoint_key(family: str, dataset: Dataset, config: TrainConfig, seed: int, width: float) -> str:
+def checkpoint_key(
+    family: str, dataset: Dataset, config: TrainConfig, seed: int, width: float
+) -> str:
     """Hash of everything that determines the trained weights (the dataset's content included)."""
-    return config_hash({"family": family, "width": float(width), "dataset": dataset.name,
-                        "data": dataset.fingerprint, "config": asdict(config), "seed": int(seed),
-                        "code": CODE_VERSION})
+    return config_hash(
+        {
+            "family": family,
+            "width": float(width),
+            "dataset": dataset.name,
+            "data": dataset.fingerprint,
+            "config": asdict(config),
+            "seed": int(seed),
+            "code": CODE_VERSION,
+        }
+    )
 
 
 def checkpoint_path(family: str, key: str) -> Path:
@@ -95,40 +110,80 @@ def checkpoint_path(family: str, key: str) -> Path:
     return path
 
 
-def train_model(family: str, dataset: Dataset, config: TrainConfig, seed: int, width: float = 1.0,
-                device: str = "cpu", progress: bool = True) -> TrainedModel:
+def train_model(
+    family: str,
+    dataset: Dataset,
+    config: TrainConfig,
+    seed: int,
+    width: float = 1.0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> TrainedModel:
     """Train `MODELS[family]` on dataset.train_x, or load its cached checkpoint."""
     if family not in MODELS:
         raise ValueError(f"unknown model family {family!r}; allowed: {', '.join(sorted(MODELS))}")
     key = checkpoint_key(family, dataset, config, seed, width)
     path = checkpoint_path(family, key)
-    torch.manual_seed(seed)  # parameter init is drawn from the global generator
-    model = build_model(family, image_shape=dataset.image_shape, latent_dim=config.latent_dim,
-                        width=width, **dict(config.model_kwargs))
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+        torch.manual_seed(seed)
+        model = build_model(
+            family,
+            image_shape=dataset.image_shape,
+            latent_dim=config.latent_dim,
+            width=width,
+            **dict(config.model_kwargs),
+        )
     start = time.perf_counter()
     if path.exists():
         try:
             tensors, meta = load_tensors(path)
             model.load_state_dict(tensors)
             model.to(device).eval()
-            return TrainedModel(model, {"seconds": time.perf_counter() - start, "cached": True,
-                                        "checkpoint": str(path), "final_loss": meta.get("final_loss"),
-                                        "key": key, "train_seconds": meta.get("seconds")})
+            return TrainedModel(
+                model,
+                {
+                    "seconds": time.perf_counter() - start,
+                    "cached": True,
+                    "checkpoint": str(path),
+                    "final_loss": meta.get("final_loss"),
+                    "key": key,
+                    "train_seconds": meta.get("seconds"),
+                },
+            )
         except (CorruptCacheError, RuntimeError, KeyError):
             pass  # corrupt, foreign or stale file: retrain and overwrite it below
     model.to(device)
-    final_loss = _fit(model, dataset.train_x, config, seed, device, progress)
+    with torch.random.fork_rng(devices=[]):  # any global-RNG use in training (dropout) is seeded
+        torch.manual_seed(seed)
+        final_loss = _fit(model, dataset.train_x, config, seed, device, progress)
     seconds = time.perf_counter() - start
     global TRAININGS_RUN
     TRAININGS_RUN += 1
-    save_tensors(path, model.state_dict(), {"family": family, "final_loss": final_loss,
-                                            "seconds": seconds, "key": key})
-    return TrainedModel(model.eval(), {"seconds": seconds, "cached": False, "checkpoint": str(path),
-                                       "final_loss": final_loss, "key": key})
+    save_tensors(
+        path,
+        model.state_dict(),
+        {"family": family, "final_loss": final_loss, "seconds": seconds, "key": key},
+    )
+    return TrainedModel(
+        model.eval(),
+        {
+            "seconds": seconds,
+            "cached": False,
+            "checkpoint": str(path),
+            "final_loss": final_loss,
+            "key": key,
+        },
+    )
 
 
-def _fit(model: GenerativeModel, train_x: torch.Tensor, config: TrainConfig, seed: int,
-         device: str, progress: bool) -> float:
+def _fit(
+    model: GenerativeModel,
+    train_x: torch.Tensor,
+    config: TrainConfig,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> float:
     """Adam on the family's objective; returns the mean loss of the last epoch (GAN: G loss)."""
     gen = torch.Generator().manual_seed(seed)  # data order and every z / eps draw
     is_gan = model.family == "gan"
@@ -152,7 +207,7 @@ def _fit(model: GenerativeModel, train_x: torch.Tensor, config: TrainConfig, see
             for i in range(steps_per_epoch):
                 if step >= total:
                     break
-                x = train_x[order[i * config.batch_size:(i + 1) * config.batch_size]].to(device)
+                x = train_x[order[i * config.batch_size : (i + 1) * config.batch_size]].to(device)
                 if is_gan:
                     opt_d.zero_grad(set_to_none=True)
                     d_loss = model.discriminator_loss(x, gen)
@@ -171,9 +226,12 @@ def _fit(model: GenerativeModel, train_x: torch.Tensor, config: TrainConfig, see
     return float(sum(epoch_losses) / max(1, len(epoch_losses)))
 
 
-def _check_loss(loss: torch.Tensor, epoch: int, step: int, what: str, first: dict[str, float]) -> None:
+def _check_loss(
+    loss: torch.Tensor, epoch: int, step: int, what: str, first: dict[str, float]
+) -> None:
     value = loss.item()
     scale = max(1.0, abs(first.setdefault(what, value))) if math.isfinite(value) else 1.0
     if not math.isfinite(value) or abs(value) > DIVERGENCE_FACTOR * scale:
-        raise TrainingDiverged(f"{what} loss became {value:.4g} at epoch {epoch}, step {step}; "
-                               f"lower the learning rate")
+        raise TrainingDiverged(
+            f"{what} loss became {value:.4g} at epoch {epoch}, step {step}; lower the learning rate"
+        )

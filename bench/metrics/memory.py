@@ -17,6 +17,7 @@ import ctypes
 import gc
 import multiprocessing
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def _pin_malloc() -> bool:
         return False
 
 
-def cuda_peak_memory(fn, device: str = "cuda") -> tuple[int, int]:
+def cuda_peak_memory(fn: Callable[[], object], device: str = "cuda") -> tuple[int, int]:
     """(max_memory_allocated, max_memory_reserved) in bytes over one call of fn() on `device`, after
     reset_peak_memory_stats, synchronised before and after, under inference_mode."""
     dev = check_device(device)

@@ -41,4 +41,4 @@ def plot_metric_history(means: pd.DataFrame, regressions: pd.DataFrame, metric: 
         ax.set_title(f"{family}: {metric} per run (mean ± std over seeds)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return save(figure, out / f"history_{metric}")
+    return save(figure, out / f"history_{metric}", formats=("png",))  # a dashboard view

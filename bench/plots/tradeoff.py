@@ -29,6 +29,10 @@ def _panel(ax: plt.Axes, points: pd.DataFrame, x: str, y: str, floor: float | No
     if not baseline.empty:
         ax.axhline(baseline[f"{y}_mean"].mean(), color="0.4", linewidth=1,
                    label="uncompressed baseline")
+        # The baseline as a point too: its measured speedup need not be exactly 1.
+        ax.errorbar(baseline[f"{x}_mean"], baseline[f"{y}_mean"],
+                    xerr=baseline[f"{x}_std"].fillna(0), yerr=baseline[f"{y}_std"].fillna(0),
+                    color="black", marker="*", markersize=10, linestyle="none", capsize=3)
     if floor is not None:
         ax.axhline(floor, color="0.4", linestyle="--", linewidth=1, label="real-vs-real floor")
     variants = points[points["method"] != "baseline"]

@@ -1,4 +1,5 @@
 """The `MODELS` registry of reference families (gan, vae, rvae); each module registers itself."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Shared pieces of the reference models: width scaling, shape checks and the VAE objective."""
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,8 @@ def check_model_args(image_shape: tuple[int, int, int], latent_dim: int, width: 
 
 
 def spatial_base(image_shape: tuple[int, int, int]) -> int:
-    """Side s of the smallest feature map: two stride-2 stages map s -> 4s = H (28 = 7*4, 32 = 8*4)."""
+    """Side s of the smallest feature map: two stride-2 stages map s -> 4s = H (28 = 7*4, 32 = 8*4)
+    (16 = 4*4 works too)."""
     _, h, w = image_shape
     if h != w or h % 4:
         raise ValueError(f"images must be square with a side divisible by 4 (28, 32), got {h}x{w}")
@@ -46,7 +48,7 @@ def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 class VAEMixin:
     """ELBO, importance weights and reconstruction from `encode(x) -> (mu, logvar)` and
-    `decode(z, x) -> logits (B, C, H, W)` (x is the teacher-forcing input of autoregressive decoders).
+    `decode(z, x) -> logits (B, C, H, W)` (x: teacher-forcing input of autoregressive decoders).
 
     Kingma & Welling 2013 (arXiv:1312.6114); IWAE weights: Burda et al. 2015 (arXiv:1509.00519).
     """
@@ -72,7 +74,9 @@ class VAEMixin:
         log_qz = gaussian_log_prob(z, mu, logvar)
         return log_px.view(k, -1) + log_pz - log_qz
 
-    def elbo(self, x: torch.Tensor, generator: torch.Generator, analytic_kl: bool = True) -> torch.Tensor:
+    def elbo(
+        self, x: torch.Tensor, generator: torch.Generator, analytic_kl: bool = True
+    ) -> torch.Tensor:
         """(B,) ELBO = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)), one z sample per image.
 
         analytic_kl: KL = 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2) (lower variance); False

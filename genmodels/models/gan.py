@@ -1,4 +1,5 @@
 """DCGAN-style GAN (Radford et al. 2015, arXiv:1511.06434) sized for 28x28 / 32x32 images on CPU."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,9 +16,11 @@ from genmodels.registry import register
 
 
 class Generator(nn.Module):
-    """z -> Linear -> (C0, s, s) -> ConvT stride 2 -> (C1, 2s, 2s) -> ConvT stride 2 -> (C, 4s, 4s)."""
+    """z -> Linear -> (C0, s, s) -> ConvT/2 -> (C1, 2s, 2s) -> ConvT/2 -> (C, 4s, 4s) in [0, 1]."""
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int, c0: int, c1: int) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int], latent_dim: int, c0: int, c1: int
+    ) -> None:
         super().__init__()
         self.c0, self.s = c0, spatial_base(image_shape)
         self.fc = nn.Linear(latent_dim, c0 * self.s * self.s, bias=False)  # BN follows: no bias
@@ -55,19 +58,32 @@ class GAN(GenerativeModel):
 
     family = "gan"
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 32,
-                 width: float = 1.0, channels: int = 32, disc_channels: int = 32) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 32,
+        width: float = 1.0,
+        channels: int = 32,
+        disc_channels: int = 32,
+    ) -> None:
         check_model_args(image_shape, latent_dim, width)
         if channels < 1 or disc_channels < 1:
-            raise ValueError(f"channels and disc_channels must be >= 1, got {channels}, {disc_channels}")
+            raise ValueError(
+                f"channels and disc_channels must be >= 1, got {channels}, {disc_channels}"
+            )
         super().__init__(image_shape, latent_dim, width)
         self.channels, self.disc_channels = int(channels), int(disc_channels)
-        self.generator = Generator(self.image_shape, self.latent_dim,
-                                   scaled(2 * channels, width), scaled(channels, width))
+        self.generator = Generator(
+            self.image_shape, self.latent_dim, scaled(2 * channels, width), scaled(channels, width)
+        )
         self.discriminator = Discriminator(self.image_shape, disc_channels, 2 * disc_channels)
 
     def init_kwargs(self) -> dict[str, Any]:
-        return {**super().init_kwargs(), "channels": self.channels, "disc_channels": self.disc_channels}
+        return {
+            **super().init_kwargs(),
+            "channels": self.channels,
+            "disc_channels": self.disc_channels,
+        }
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -91,4 +107,6 @@ class GAN(GenerativeModel):
         not updated (its output is detached)."""
         with torch.no_grad():
             fake = self.generator(self.latent(x.shape[0], generator))
-        return F.softplus(-self.discriminator(x)).mean() + F.softplus(self.discriminator(fake)).mean()
+        return (
+            F.softplus(-self.discriminator(x)).mean() + F.softplus(self.discriminator(fake)).mean()
+        )

@@ -1,4 +1,5 @@
-"""Recurrent VAE over image rows (Bowman et al. 2016, arXiv:1511.06349): RNN encoder, autoregressive RNN decoder."""
+"""Recurrent VAE over image rows (Bowman et al. 2016, arXiv:1511.06349), autoregressive decoder."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,19 +24,29 @@ class RecurrentVAE(VAEMixin, GenerativeModel):
     Decoder: RNN whose input at step t is [row t-1 (zeros at t=0), z], initial hidden state
     tanh(Linear(z)) (LSTM: cell state starts at zero), and Linear -> logits of row t.
     decode(z, x) teacher-forces with x's rows; decode(z) runs free, feeding back the previous
-    row's probabilities (deterministic given z, so forward(z) is a function of z)."""
+    row's probabilities (deterministic given z, so forward(z) is a function of z).
+    row_dropout (training mode only): probability of zeroing each teacher-forced input row."""
 
     family = "rvae"
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16,
-                 width: float = 1.0, hidden: int = 128, cell: str = "gru") -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 16,
+        width: float = 1.0,
+        hidden: int = 128,
+        cell: str = "gru",
+        row_dropout: float = 0.0,
+    ) -> None:
         check_model_args(image_shape, latent_dim, width)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
+        if not 0.0 <= row_dropout < 1.0:
+            raise ValueError(f"row_dropout must be in [0, 1), got {row_dropout}")
         super().__init__(image_shape, latent_dim, width)
-        self.hidden, self.cell = int(hidden), cell
+        self.hidden, self.cell, self.row_dropout = int(hidden), cell, float(row_dropout)
         c, h, w = self.image_shape
         self.row_dim, self.n_rows = w * c, h
         hid = scaled(hidden, width)
@@ -47,7 +58,12 @@ class RecurrentVAE(VAEMixin, GenerativeModel):
         self.dec_out = nn.Linear(hid, self.row_dim)
 
     def init_kwargs(self) -> dict[str, Any]:
-        return {**super().init_kwargs(), "hidden": self.hidden, "cell": self.cell}
+        return {
+            **super().init_kwargs(),
+            "hidden": self.hidden,
+            "cell": self.cell,
+            "row_dropout": self.row_dropout,
+        }
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, state = self.encoder_rnn(to_rows(x))
@@ -65,6 +81,11 @@ class RecurrentVAE(VAEMixin, GenerativeModel):
         if x is not None:
             rows = to_rows(x)  # (B, H, W*C)
             prev = torch.cat([torch.zeros_like(rows[:, :1]), rows[:, :-1]], dim=1)
+            if self.training and self.row_dropout > 0:
+                # Bowman et al.'s word dropout on rows: a weaker decoder input forces use of z
+                # (fights posterior collapse). Global RNG: train_model seeds it per run.
+                keep = torch.rand(prev.shape[:2], device=prev.device) >= self.row_dropout
+                prev = prev * keep.unsqueeze(2)
             inputs = torch.cat([prev, z.unsqueeze(1).expand(-1, self.n_rows, -1)], dim=2)
             out, _ = self.decoder_rnn(inputs, state)
             return from_rows(self.dec_out(out), self.image_shape)

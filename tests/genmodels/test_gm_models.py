@@ -1,4 +1,5 @@
 """Reference models: shapes, ranges, the sampling contract, VAE identities, finetune gradients."""
+
 from __future__ import annotations
 
 import math
@@ -91,7 +92,9 @@ def test_iwae_bound_dominates_mean_weight_and_recon_is_at_mu(family) -> None:
 def test_bernoulli_log_lik_closed_form() -> None:
     # Zero logits: p = 1/2 per pixel whatever x is, so log p(x|z) = -784 log 2.
     x = torch.rand(2, 1, 28, 28)
-    torch.testing.assert_close(bernoulli_log_lik(torch.zeros_like(x), x), torch.full((2,), -784 * math.log(2)))
+    torch.testing.assert_close(
+        bernoulli_log_lik(torch.zeros_like(x), x), torch.full((2,), -784 * math.log(2))
+    )
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -108,13 +111,45 @@ def test_rvae_decoder_is_causal_and_free_running_matches_teacher_forcing(cell) -
     torch.testing.assert_close(model.decode(z, torch.sigmoid(free)), free, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"family": "gan", "width": 0.0}, "width"),
-    ({"family": "vae", "latent_dim": 0}, "latent_dim"),
-    ({"family": "rvae", "cell": "rnn"}, "cell"),
-    ({"family": "vae", "image_shape": (1, 30, 30)}, "divisible by 4"),
-    ({"family": "flow"}, "allowed: gan, rvae, vae"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"family": "gan", "width": 0.0}, "width"),
+        ({"family": "vae", "latent_dim": 0}, "latent_dim"),
+        ({"family": "rvae", "cell": "rnn"}, "cell"),
+        ({"family": "vae", "image_shape": (1, 30, 30)}, "divisible by 4"),
+        ({"family": "flow"}, "allowed: gan, rvae, vae"),
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         build_model(**kwargs)
+
+
+@pytest.mark.parametrize("family", sorted(MODELS))
+def test_models_run_on_each_device(family, device) -> None:
+    model = build_model(family, **TINY[family]).to(device)
+    x = torch.rand(4, 1, 28, 28, device=device)
+    model.finetune_loss(x, _gen()).backward()
+    model.eval()
+    out = model.sample(3, _gen())
+    assert out.device.type == device and out.shape == (3, 1, 28, 28)
+    if model.is_vae:
+        assert (
+            model.log_weights(x, 2, _gen()).shape == (2, 4)
+            and model.elbo(x, _gen()).device.type == device
+        )
+
+
+def test_rvae_row_dropout_acts_only_in_training_mode() -> None:
+    plain = build_model("rvae", hidden=8)
+    dropped = build_model("rvae", hidden=8, row_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    z, x = torch.randn(3, plain.latent_dim), torch.rand(3, 1, 28, 28)
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain.decode(z, x), dropped.decode(z, x))
+    dropped.train()
+    assert not torch.equal(plain.decode(z, x), dropped.decode(z, x))
+    assert dropped.init_kwargs()["row_dropout"] == 0.5
+    with pytest.raises(ValueError, match="row_dropout"):
+        build_model("rvae", row_dropout=1.0)

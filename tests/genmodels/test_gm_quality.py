@@ -1,4 +1,5 @@
 """Quality floors of the DEFAULT_TRAIN reference models on mnist5k (slow: real training budgets)."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,7 +34,9 @@ def test_trained_gan_fid_proxy_is_under_a_quarter_of_untrained(mnist5k, features
     torch.manual_seed(0)
     untrained = build_model("gan", latent_dim=DEFAULT_TRAIN["gan"].latent_dim).eval()
     fid = fid_proxy(features(trained.sample(N_SAMPLES, torch.Generator().manual_seed(1))), real)
-    fid_untrained = fid_proxy(features(untrained.sample(N_SAMPLES, torch.Generator().manual_seed(1))), real)
+    fid_untrained = fid_proxy(
+        features(untrained.sample(N_SAMPLES, torch.Generator().manual_seed(1))), real
+    )
     assert fid <= fid_untrained / 4, (fid, fid_untrained)
 
 

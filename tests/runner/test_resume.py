@@ -67,6 +67,7 @@ def _killed_run(config, out, killer: str) -> subprocess.CompletedProcess:
                           env=cli_env(), cwd=REPO, timeout=300)
 
 
+@pytest.mark.slow  # a child process importing torch: ~10-20 s each on 2 shared cores
 @pytest.mark.parametrize("point", sorted(KILLERS))
 def test_sigkill_then_resume_ends_with_the_uninterrupted_cell_set(point, tmp_path, capsys):
     config = tmp_path / "one.toml"

@@ -51,6 +51,13 @@ def test_kid_near_zero_same_distribution_positive_under_shift() -> None:
     assert shifted > 0.5  # measured ~1.0 for a 0.5 shift in every coordinate (reference note B.2)
 
 
+def test_kid_subset_size_is_capped_at_the_smaller_set() -> None:
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(size=(30, 4)), rng.normal(size=(50, 4))
+    mean, std = kid(a, b, subsets=4, subset_size=1000)  # subsets of 30 from each set
+    assert np.isfinite(mean) and std > 0  # b's subsets differ, so the values do too
+
+
 def test_kid_is_seeded_and_reproducible() -> None:
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.1
