@@ -48,20 +48,14 @@ def measure_cell(config: SweepConfig, cell: Cell, configs: list[Any], baseline: 
 
 
 def packed_bytes(cm: Any) -> int:
-    """Bytes of the weights as stored: packed codes (+ scales) for quantized tensors, fp32 for
-    every other parameter and buffer of the deployed module; zeros of masked pruning are stored
-    dense (no sparse format), which is what the saved file holds too."""
-    from compression.accounting import prunable_tensors
+    """Bytes of the deployed weights as stored: packed codes (+ scales) of every quantized tensor,
+    element bytes of every other parameter and buffer of deployable() (fp32). Zeros of masked
+    pruning are stored dense (no sparse format), as in the saved file."""
+    from compression.quantization.storage import deployable_state
 
-    quantized = {name for name, _, _ in prunable_tensors(cm.model) if name in cm.quantized}
-    total = sum(int(q.packed_bytes()) for q in cm.quantized.values())
-    module = cm.model.deployable()
-    replaced = {f"{name}.{pname}" for name, _, pname in prunable_tensors(cm.model)
-                if name in quantized}
-    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
-        if not any(name.endswith(r) or r.endswith(name) for r in replaced):
-            total += tensor.numel() * tensor.element_size()
-    return total
+    state = deployable_state(cm.model)  # keyed like cm.quantized
+    plain = sum(t.numel() * t.element_size() for k, t in state.items() if k not in cm.quantized)
+    return plain + sum(int(q.packed_bytes()) for q in cm.quantized.values())
 
 
 def size_columns(cm: Any, baseline: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from compression.api import (
     MethodConfig,
     register_method,
 )
+from compression.distillation import distillation_loss
 from compression.finetune import finetune
 
 SCOPES = ("layer", "global", "lamp")
@@ -113,6 +115,19 @@ def _record(cm: CompressedModel, targets: list, note: dict[str, Any]) -> Compres
     return cm
 
 
+def _teacher_matching(model: nn.Module, weight: float):
+    """Extra fine-tuning loss: weight * distillation_loss to a frozen copy of the unpruned model."""
+    if weight == 0:
+        return None
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def extra_loss(student: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        z = student.latent(x.shape[0], gen)
+        return weight * distillation_loss(student, teacher, z, x, 1.0, 1.0)
+
+    return extra_loss
+
+
 def _check_common(finetune_steps: int, lr: float) -> None:
     if finetune_steps < 0:
         raise ValueError(f"finetune_steps must be >= 0, got {finetune_steps}")
@@ -156,8 +171,10 @@ def prune_threshold(
 
 @dataclass(frozen=True)
 class MagnitudePruneConfig(MethodConfig):
-    """Zero exactly round(s*n) smallest-|w| weights (layer-wise or global), optionally in
-    `iterations` cubic steps with finetune_steps/iterations masked fine-tuning steps between."""
+    """Zero exactly round(s*n) lowest-scored weights (scope: layer, global or lamp), optionally
+    in `iterations` cubic steps with finetune_steps/iterations masked fine-tuning steps between.
+    teacher_weight > 0 adds output (and VAE posterior) matching to the unpruned model to the
+    fine-tuning loss (self-distillation, as `distill` does for students)."""
 
     method: ClassVar[str] = "prune_magnitude"
     sparsity: float
@@ -166,10 +183,13 @@ class MagnitudePruneConfig(MethodConfig):
     iterations: int = 1
     lr: float = 1e-4
     include_bias: bool = False
+    teacher_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.sparsity < 1:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
+        if not self.teacher_weight >= 0:
+            raise ValueError(f"teacher_weight must be >= 0, got {self.teacher_weight}")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}")
         if self.iterations < 1:
@@ -184,6 +204,7 @@ class MagnitudePruneConfig(MethodConfig):
             "iterations": self.iterations,
             "lr": self.lr,
             "include_bias": self.include_bias,
+            "teacher_weight": self.teacher_weight,
         }
 
     @classmethod
@@ -197,6 +218,7 @@ def prune_magnitude(
 ) -> CompressedModel:
     targets = prunable_tensors(cm.model, include_bias=cfg.include_bias)
     schedule = cubic_schedule(cfg.sparsity, cfg.iterations)
+    extra = _teacher_matching(cm.model, cfg.teacher_weight) if cfg.finetune_steps else None
     losses: list[float] = []
     for i, sparsity in enumerate(schedule, start=1):
         masks = magnitude_masks([getattr(m, p) for _, m, p in targets], sparsity, cfg.scope)
@@ -206,5 +228,7 @@ def prune_magnitude(
             cfg.finetune_steps * i // cfg.iterations
             - cfg.finetune_steps * (i - 1) // cfg.iterations
         )
-        losses += finetune(cm.model, ctx, steps, cfg.lr, after_step=_reapply(targets, masks))
+        losses += finetune(
+            cm.model, ctx, steps, cfg.lr, extra_loss=extra, after_step=_reapply(targets, masks)
+        )
     return _record(cm, targets, {"finetune_losses": losses, "sparsity_schedule": schedule})

@@ -237,3 +237,16 @@ def test_include_bias_prunes_biases_too(make_model, ctx) -> None:
     assert torch.equal(cm.model.enc1.bias, expected)
     untouched = compress(model, ThresholdPruneConfig(threshold=0.05), ctx)
     assert torch.equal(untouched.model.enc1.bias, bias)
+
+
+def test_teacher_matching_adds_a_positive_term(make_model, ctx) -> None:
+    # Step 0 sees the same pruned model, batch and z draws; the matching term to the unpruned
+    # model is a sum of squares, > 0 once weights are removed.
+    model = make_model("vae")
+    plain, matched = (
+        compress(model, MagnitudePruneConfig(0.8, finetune_steps=2, teacher_weight=w), ctx)
+        for w in (0.0, 1.0)
+    )
+    assert matched.notes["finetune_losses"][0] > plain.notes["finetune_losses"][0]
+    with pytest.raises(ValueError, match="teacher_weight"):
+        MagnitudePruneConfig(0.5, teacher_weight=-1.0)

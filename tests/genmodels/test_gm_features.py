@@ -61,3 +61,9 @@ def test_train_feature_net_is_cached_and_deterministic() -> None:
 def test_feature_net_reaches_97_percent_on_mnist5k() -> None:
     _, info = train_feature_net(load_dataset("mnist5k"), progress=False)
     assert info["test_accuracy"] >= 0.97, info
+
+
+def test_feature_net_rejects_images_too_small_for_two_5x5_stages() -> None:
+    assert FeatureNet((1, 16, 16)).features(torch.rand(2, 1, 16, 16)).shape == (2, FEATURE_DIM)
+    with pytest.raises(ValueError, match="at least 16x16"):
+        FeatureNet((1, 12, 12))
