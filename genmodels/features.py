@@ -120,7 +120,8 @@ def train_feature_net(
             }
         except (CorruptCacheError, RuntimeError, KeyError):
             pass  # rebuild below
-    _fit_classifier(net, dataset, seed, epochs, progress)
+    with torch.enable_grad():  # callers may hold torch.no_grad()
+        _fit_classifier(net, dataset, seed, epochs, progress)
     net.eval()
     test_accuracy = accuracy(net, dataset.test_x, dataset.test_y)
     seconds = time.perf_counter() - start

@@ -159,7 +159,9 @@ def train_model(
         except (CorruptCacheError, RuntimeError, KeyError):
             pass  # corrupt, foreign or stale file: retrain and overwrite it below
     model.to(device)
-    with torch.random.fork_rng(devices=[]):  # any global-RNG use in training (dropout) is seeded
+    # Seeded global RNG for any use in training (row dropout); grads on even if the caller
+    # runs under torch.no_grad().
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(seed)
         final_loss = _fit(model, dataset.train_x, config, seed, device, progress)
     seconds = time.perf_counter() - start

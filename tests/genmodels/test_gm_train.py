@@ -144,6 +144,13 @@ def test_train_config_is_hashable_and_json_serialisable() -> None:
         assert set(budgets) == set(MODELS)
 
 
+def test_training_works_under_a_callers_no_grad(tiny_data, tmp_path, monkeypatch) -> None:
+    _fresh_cache(monkeypatch, tmp_path, "n")
+    with torch.no_grad():
+        result = train_model("vae", tiny_data, tiny_config("vae"), seed=0, progress=False)
+    assert result.info["cached"] is False and torch.is_grad_enabled()
+
+
 def test_unknown_family_is_rejected(tiny_data) -> None:
     with pytest.raises(ValueError, match="allowed: gan, rvae, vae"):
         train_model("flow", tiny_data, tiny_config("vae"), seed=0, progress=False)
