@@ -50,9 +50,9 @@ case "$cmd" in
         "$PY" -m bench history append "$out" --store results/history.csv
         "$PY" -m bench history plot --store results/history.csv --out "$out/plots"
         status=0
-        "$PY" -m bench compare results/reference/nightly "$out" --markdown "$out/compare.md" \
+        "$PY" -m bench compare results/reference/default "$out" --markdown "$out/compare.md" \
             --json "$out/compare.json" || status=$?
-        "$PY" -m bench report "$out" --baseline results/reference/nightly
+        "$PY" -m bench report "$out" --baseline results/reference/default
         exit "$status"
         ;;
     *)
