@@ -19,9 +19,15 @@ setup() {
     local want
     want=$(cat pyproject.toml | sha256sum | cut -c1-16)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        "$PY" -m pip install -q --upgrade pip >/dev/null
-        "$PY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-        "$PY" -m pip install -q -e ".[dev,dist,kernels]"
+        echo "setting up $VENV (first run only; torch is large, this takes a few minutes)" >&2
+        local log="$VENV/pip-install.log"
+        if ! { "$PY" -m pip install --upgrade pip \
+               && "$PY" -m pip install "torch==2.14.1" "torchvision==0.29.1" \
+               && "$PY" -m pip install -e ".[dev,dist,kernels]"; } >"$log" 2>&1; then
+            tail -n 40 "$log" >&2
+            echo "run_all.sh: installing into $VENV failed; the full log is $log" >&2
+            exit 1
+        fi
         echo "$want" > "$stamp"
     fi
 }

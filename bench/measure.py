@@ -11,6 +11,7 @@ import torch
 from bench.config import SweepConfig
 from bench.grid import Cell
 from bench.schema import STATUS_FAILED, STATUS_OK
+from compression.quantization import storage
 
 N_SAMPLE_IMAGES = 16
 
@@ -69,22 +70,11 @@ def size_columns(cm: Any, baseline: Any) -> dict[str, Any]:
            "sparsity": 1.0 - nonzero / params if params else None,
            "bits_per_weight": bits_per_weight(cm), "size_packed_bytes": packed_bytes(cm),
            "macs": macs, "macs_effective": macs_effective}
-    storage = _storage()
-    if storage is not None:
-        fp32_bytes = file_bytes(storage.save_fp32, baseline)
-        # The baseline is shipped as the fp32 file itself: ratio exactly 1 by definition.
-        out["size_file_bytes"] = (file_bytes(storage.save_compressed, cm) if cm.steps
-                                  else fp32_bytes)
-        out["compression_ratio"] = fp32_bytes / out["size_file_bytes"]
+    fp32_bytes = file_bytes(storage.save_fp32, baseline)
+    # The baseline is shipped as the fp32 file itself: ratio exactly 1 by definition.
+    out["size_file_bytes"] = file_bytes(storage.save_compressed, cm) if cm.steps else fp32_bytes
+    out["compression_ratio"] = fp32_bytes / out["size_file_bytes"]
     return out
-
-
-def _storage() -> Any:
-    try:
-        from compression.quantization import storage
-    except ImportError:  # not landed: the size_file columns stay empty rather than invented
-        return None
-    return storage
 
 
 def latency_rows(config: SweepConfig, cell_id: str, cm: Any, baseline: Any
