@@ -132,9 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     if not debug:
-        # Importing torchao makes torch log a CUDA_HOME warning on CPU machines; it is noise here
-        # and would break the one-line error contract.
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        # Importing torchao makes torch log a CUDA_HOME warning on CPU machines and a pytree
+        # deprecation note; both are noise here and would break the one-line error contract.
+        for name in ("torch.utils.cpp_extension", "torch.utils._pytree"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from bench.runner import load_plugins
 

@@ -96,14 +96,18 @@ def latency_rows(config: SweepConfig, cell_id: str, cm: Any, baseline: Any
                 _, variant, speedup = speedup_for_models(
                     baseline, cm.model, batch, device, threads,
                     min_run_time=config.latency.min_run_time)
-                row.update(variant.row(), speedup=speedup)
-                row.update(peak_memory(cm.model, batch, device) if config.latency.memory else {})
-                row.update(status=STATUS_OK, error="")
+                row.update(variant.row(), speedup=speedup, status=STATUS_OK, error="")
                 samples += [{"cell_id": cell_id, "device": device, "batch_size": batch,
                              "block": i, "seconds_per_call": s}
                             for i, s in enumerate(variant.block_seconds)]
             except Exception as exc:  # noqa: BLE001 - e.g. OOM at a large batch: this row only
                 row.update(status=STATUS_FAILED, error=one_line(exc))
+            if row["status"] == STATUS_OK and config.latency.memory:
+                try:
+                    row.update(peak_memory(cm.model, batch, device))
+                except Exception as exc:  # noqa: BLE001 - latency stands; memory left empty
+                    # e.g. torchao's int8 tensors cannot be sent to the fresh measuring process.
+                    row["error"] = f"peak memory not measured: {one_line(exc)}"
             rows.append(row)
     return rows, samples
 
