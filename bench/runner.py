@@ -33,8 +33,10 @@ from bench.schema import (
 CUDA_ABSENT = "CUDA is not available on this machine"
 
 
-class CellTimeout(Exception):
-    """The cell ran past the config's timeout_s."""
+class CellTimeout(BaseException):
+    """The cell ran past the config's timeout_s. A BaseException (like KeyboardInterrupt) so
+    that the `except Exception` handlers inside a cell (a failed latency row, an unmeasured
+    peak memory) cannot swallow it and let a timed-out cell end as ok."""
 
 
 @dataclass
@@ -203,7 +205,7 @@ def run_cell(config: SweepConfig, cell: Cell, trained: TrainOutcome,
         record["latency"], record["latency_samples"] = measured.latency, measured.latency_samples
         samples = measured.samples
         row.update(status=STATUS_OK, error="")
-    except Exception as exc:  # noqa: BLE001 - the sweep goes on; the reason is recorded
+    except (Exception, CellTimeout) as exc:  # noqa: BLE001 - the sweep goes on, reason recorded
         row.update({k: None for k in QUALITY_COLUMNS})
         row.update(status=STATUS_FAILED, error=one_line(exc))
         record["latency"], record["latency_samples"], samples = [], [], None

@@ -13,6 +13,15 @@ from genmodels.base import GenerativeModel
 # folding-sensitive), as are biases unless asked for.
 PRUNABLE_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.GRU, nn.LSTM)
 _RNN_GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}
+_RNN_GATES_BY_MODE = {"GRU": 3, "LSTM": 4}
+try:  # torch.ao's dynamic int8 modules (deprecated, still shipped): count their MACs too.
+    from torch.ao.nn.quantized import dynamic as _ao_dynamic
+
+    _INT8_RNNS: tuple[type, ...] = (_ao_dynamic.GRU, _ao_dynamic.LSTM)
+    _INT8_LINEARS: tuple[type, ...] = (_ao_dynamic.Linear,)
+except ImportError:  # a torch without torch.ao
+    _INT8_RNNS, _INT8_LINEARS = (), ()
+_COUNTED_LAYERS = PRUNABLE_LAYERS + _INT8_RNNS + _INT8_LINEARS
 
 PrunableTensor = tuple[str, nn.Module, str]
 
@@ -99,29 +108,41 @@ def _layer_macs(module: nn.Module, inputs: tuple, output: Any) -> tuple[int, flo
         rows = x.numel() // module.in_features
         dense = rows * module.in_features * module.out_features
         return dense, dense * _density(module.weight)
-    if isinstance(module, (nn.GRU, nn.LSTM)):
+    if isinstance(module, (nn.GRU, nn.LSTM, *_INT8_RNNS)):
         return _rnn_macs(module, x)
+    if isinstance(module, _INT8_LINEARS):
+        # torch.ao dynamic int8 Linear: packed weights, same MACs as the float layer.
+        dense = x.numel() // module.in_features * module.in_features * module.out_features
+        return dense, float(dense)
     return 0, 0.0
 
 
-def _rnn_macs(rnn: nn.GRU | nn.LSTM, x: torch.Tensor) -> tuple[int, float]:
-    """Per time step and direction: gates*hidden*input (ih) + gates*hidden*hidden (hh)."""
+def _rnn_macs(rnn: nn.Module, x: torch.Tensor) -> tuple[int, float]:
+    """Per time step and direction: gates*hidden*input (ih) + gates*hidden*hidden (hh).
+    Works for nn.GRU/LSTM and torch.ao's dynamic int8 GRU/LSTM (same sizes, packed weights:
+    their density is taken as 1)."""
     if isinstance(x, nn.utils.rnn.PackedSequence):
         steps_x_batch = int(x.batch_sizes.sum())
     else:
         steps_x_batch = x.shape[0] * x.shape[1] if x.dim() == 3 else x.shape[0]  # unbatched (T, I)
-    gates = _RNN_GATES[type(rnn)]
+    gates = _RNN_GATES.get(type(rnn)) or _RNN_GATES_BY_MODE[rnn.mode]
     hidden = rnn.hidden_size
+    directions = 2 if rnn.bidirectional else 1
     dense, effective = 0, 0.0
     for layer in range(rnn.num_layers):
-        for suffix in ["", "_reverse"][: 2 if rnn.bidirectional else 1]:
-            w_ih = getattr(rnn, f"weight_ih_l{layer}{suffix}")
-            w_hh = getattr(rnn, f"weight_hh_l{layer}{suffix}")
-            ih = steps_x_batch * gates * hidden * w_ih.shape[1]
-            hh = steps_x_batch * gates * hidden * w_hh.shape[1]
+        in_size = rnn.input_size if layer == 0 else hidden * directions
+        for suffix in ["", "_reverse"][:directions]:
+            w_ih = getattr(rnn, f"weight_ih_l{layer}{suffix}", None)
+            w_hh = getattr(rnn, f"weight_hh_l{layer}{suffix}", None)
+            ih = steps_x_batch * gates * hidden * in_size
+            hh = steps_x_batch * gates * hidden * hidden
             dense += ih + hh
-            effective += ih * _density(w_ih) + hh * _density(w_hh)
+            effective += ih * _density_or_one(w_ih) + hh * _density_or_one(w_hh)
     return dense, effective
+
+
+def _density_or_one(weight: torch.Tensor | None) -> float:
+    return 1.0 if weight is None else _density(weight)
 
 
 @torch.no_grad()
@@ -140,7 +161,7 @@ def count_macs(model: nn.Module, z: torch.Tensor) -> tuple[int, int]:
         totals[1] += effective
 
     handles = [
-        m.register_forward_hook(hook) for m in scope.modules() if isinstance(m, PRUNABLE_LAYERS)
+        m.register_forward_hook(hook) for m in scope.modules() if isinstance(m, _COUNTED_LAYERS)
     ]
     was_training = model.training
     try:

@@ -8,7 +8,7 @@ import torch
 from torch.utils import benchmark
 
 from compression import compress
-from compression.accounting import prunable_tensors
+from compression.accounting import count_macs, prunable_tensors
 from compression.api import EXECUTION_INT8_KERNEL
 from compression.quantization.kernels import Int8KernelConfig
 from compression.quantization.storage import load_compressed_state, save_compressed
@@ -65,6 +65,15 @@ def test_torch_ao_dynamic_backend(make_model, tmp_path) -> None:
     z = cm.model.latent(8, torch.Generator().manual_seed(0))
     with torch.inference_mode():
         assert float((cm.model(z) - simulated(z)).abs().max()) <= TOL_DYNAMIC
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch.ao-dynamic"])
+def test_int8_kernel_models_count_the_same_dense_macs(make_model, family, backend) -> None:
+    # Packed int8 modules are not nn.Linear/nn.GRU; they must still be counted.
+    model = make_model(family)
+    cm = compress(model, Int8KernelConfig(backend=backend))
+    z = model.latent(2, torch.Generator().manual_seed(0))
+    assert count_macs(cm.model, z)[0] == count_macs(model, z)[0] > 0
 
 
 def test_latency_is_measured_whatever_it_is(make_model) -> None:
