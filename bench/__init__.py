@@ -1,2 +1,2 @@
-"""genbench's benchmark layer: configs, the grid, metrics, storage, plots, tables, comparison, CLI."""
+"""genbench's benchmark layer: configs, grid, metrics, storage, plots, tables, compare, CLI."""
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Compression methods (pruning, quantization, distillation) that turn a trained model into a compressed one."""
+"""Compression methods (pruning, quantization, distillation): trained model in, compressed out."""
 from compression.api import (  # noqa: F401
     METHODS,
     CompressedModel,

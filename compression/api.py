@@ -86,7 +86,7 @@ _BY_CONFIG: dict[type, MethodSpec] = {}
 
 
 def register_method(config_cls: type[MethodConfig]) -> Callable[[Handler], Handler]:
-    """Register `handler(cm, config, ctx) -> CompressedModel` for `config_cls` under its `method`."""
+    """Register `handler(cm, config, ctx) -> CompressedModel` for `config_cls` by its `method`."""
 
     def decorator(handler: Handler) -> Handler:
         spec = MethodSpec(config_cls, handler)

@@ -1,1 +1,1 @@
-"""Reference generative models, datasets and training for genbench (knows nothing about compression)."""
+"""Reference generative models, datasets and training (knows nothing about compression)."""

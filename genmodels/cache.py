@@ -34,7 +34,7 @@ def config_hash(payload: Any, length: int = 16) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename: readers never see a torn file."""
+    """Write to a temp file in the same directory, fsync, then rename (no torn files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -77,7 +77,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CorruptCacheError(f"{path} is not a valid safetensors file ({exc}); it will be rebuilt") from exc
+        raise CorruptCacheError(
+            f"{path} is not a valid safetensors file ({exc}); it will be rebuilt"
+        ) from exc
     if metadata.get("sha256") != _digest(tensors):
         raise CorruptCacheError(f"{path} failed its content hash; it will be rebuilt")
     return tensors, json.loads(metadata.get("meta", "{}"))
