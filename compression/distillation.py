@@ -135,3 +135,17 @@ def distill(cm: CompressedModel, cfg: DistillConfig, ctx: CompressionContext) ->
     return CompressedModel(
         model=student, steps=cm.steps, execution=EXECUTION_SHRUNK, notes={**cm.notes, **notes}
     )
+
+
+def teacher_matching(model: nn.Module, weight: float):
+    """Extra fine-tuning loss for pruning (self-distillation): weight * distillation_loss to a
+    frozen copy of `model` taken now, i.e. before it is pruned or shrunk; None when weight is 0."""
+    if weight == 0:
+        return None
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def extra_loss(student: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        z = student.latent(x.shape[0], gen)
+        return weight * distillation_loss(student, teacher, z, x, 1.0, 1.0)
+
+    return extra_loss

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,7 +19,7 @@ from compression.api import (
     MethodConfig,
     register_method,
 )
-from compression.distillation import distillation_loss
+from compression.distillation import teacher_matching
 from compression.finetune import finetune
 
 SCOPES = ("layer", "global", "lamp")
@@ -115,19 +114,6 @@ def _record(cm: CompressedModel, targets: list, note: dict[str, Any]) -> Compres
     return cm
 
 
-def _teacher_matching(model: nn.Module, weight: float):
-    """Extra fine-tuning loss: weight * distillation_loss to a frozen copy of the unpruned model."""
-    if weight == 0:
-        return None
-    teacher = copy.deepcopy(model).eval().requires_grad_(False)
-
-    def extra_loss(student: nn.Module, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        z = student.latent(x.shape[0], gen)
-        return weight * distillation_loss(student, teacher, z, x, 1.0, 1.0)
-
-    return extra_loss
-
-
 def _check_common(finetune_steps: int, lr: float) -> None:
     if finetune_steps < 0:
         raise ValueError(f"finetune_steps must be >= 0, got {finetune_steps}")
@@ -218,7 +204,7 @@ def prune_magnitude(
 ) -> CompressedModel:
     targets = prunable_tensors(cm.model, include_bias=cfg.include_bias)
     schedule = cubic_schedule(cfg.sparsity, cfg.iterations)
-    extra = _teacher_matching(cm.model, cfg.teacher_weight) if cfg.finetune_steps else None
+    extra = teacher_matching(cm.model, cfg.teacher_weight) if cfg.finetune_steps else None
     losses: list[float] = []
     for i, sparsity in enumerate(schedule, start=1):
         masks = magnitude_masks([getattr(m, p) for _, m, p in targets], sparsity, cfg.scope)

@@ -25,6 +25,7 @@ from compression.channel_groups import (
     channels_to_keep,
     rnn_gate_rows,
 )
+from compression.distillation import teacher_matching
 from compression.finetune import finetune
 from genmodels.base import GenerativeModel
 
@@ -162,12 +163,14 @@ def plan(model: GenerativeModel, sparsity: float) -> list[tuple[ChannelGroup, to
 # ----------------------------------------------------------------------------- method
 @dataclass(frozen=True)
 class StructuredPruneConfig(MethodConfig):
-    """Remove round(s*n) lowest-L1 channels / hidden units of every group, then fine-tune."""
+    """Remove round(s*n) lowest-L1 channels / hidden units of every group, then fine-tune;
+    teacher_weight > 0 adds output (and VAE posterior) matching to the unshrunk model."""
 
     method: ClassVar[str] = "prune_structured"
     sparsity: float
     finetune_steps: int = 0
     lr: float = 1e-4
+    teacher_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.sparsity < 1:
@@ -176,12 +179,15 @@ class StructuredPruneConfig(MethodConfig):
             raise ValueError(
                 f"need finetune_steps >= 0 and lr > 0, got {self.finetune_steps}, {self.lr}"
             )
+        if not self.teacher_weight >= 0:
+            raise ValueError(f"teacher_weight must be >= 0, got {self.teacher_weight}")
 
     def settings(self) -> dict[str, Any]:
         return {
             "sparsity_target": self.sparsity,
             "finetune_steps": self.finetune_steps,
             "lr": self.lr,
+            "teacher_weight": self.teacher_weight,
             "granularity": "channel",
         }
 
@@ -194,12 +200,13 @@ class StructuredPruneConfig(MethodConfig):
 def prune_structured(
     cm: CompressedModel, cfg: StructuredPruneConfig, ctx: CompressionContext
 ) -> CompressedModel:
+    extra = teacher_matching(cm.model, cfg.teacher_weight) if cfg.finetune_steps else None
     kept: dict[str, list[int]] = {}
     for group, keep in plan(cm.model, cfg.sparsity):
         total = channel_l1(cm.model.get_submodule(group.producer), group.block).numel()
         shrink_group(cm.model, group, keep)
         kept[group.producer] = [keep.numel(), total]
-    losses = finetune(cm.model, ctx, cfg.finetune_steps, cfg.lr)
+    losses = finetune(cm.model, ctx, cfg.finetune_steps, cfg.lr, extra_loss=extra)
     cm.notes.update({"kept_channels": kept, "finetune_losses": losses})
     cm.execution = EXECUTION_SHRUNK
     return cm
