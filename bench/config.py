@@ -243,15 +243,19 @@ def _check_method(err: Errors, step: dict, where: str) -> dict[str, Any]:
     return dict(step)
 
 
-def _sweeps(err: Errors, table: dict, families: dict) -> list:
-    out = []
-    entries = typed(err, table, "sweep", list, [])
-    for i, entry in enumerate(entries, start=1):
-        where = f"[sweep {i}]"
+def _entries(err: Errors, table: dict, key: str, families: dict):
+    """Yield (where, entry without `families`, chosen families) for each [[key]] table."""
+    for i, entry in enumerate(typed(err, table, key, list, []), start=1):
+        where = f"[{key} {i}]"
         if not isinstance(entry, dict):
             err(f"{where} must be a table")
         entry = dict(entry)
-        chosen = _family_filter(err, entry, where, families)
+        yield where, entry, _family_filter(err, entry, where, families)
+
+
+def _sweeps(err: Errors, table: dict, families: dict) -> list:
+    out = []
+    for where, entry, chosen in _entries(err, table, "sweep", families):
         axes = {k: (v if isinstance(v, list) else [v]) for k, v in entry.items() if k != "method"}
         for key, values in axes.items():
             if not values:
@@ -264,13 +268,7 @@ def _sweeps(err: Errors, table: dict, families: dict) -> list:
 
 def _pipelines(err: Errors, table: dict, families: dict) -> list:
     out = []
-    entries = typed(err, table, "pipeline", list, [])
-    for i, entry in enumerate(entries, start=1):
-        where = f"[pipeline {i}]"
-        if not isinstance(entry, dict):
-            err(f"{where} must be a table")
-        entry = dict(entry)
-        chosen = _family_filter(err, entry, where, families)
+    for where, entry, chosen in _entries(err, table, "pipeline", families):
         extra = sorted(set(entry) - {"steps"})
         if extra:
             err(f"{where} unknown key {extra[0]!r}; allowed: steps, families")
