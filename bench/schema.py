@@ -1,7 +1,7 @@
 """Result file names and columns: the single source for the writer and every reader (versioned)."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RESULTS_FILE = "results.csv"
 LATENCY_FILE = "latency.csv"
@@ -11,6 +11,9 @@ RUN_FILE = "run.json"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"
+# A latency row whose relative IQR stayed above the threshold after every re-measurement: its
+# figures are kept, but it is never used for a speedup claim or a regression verdict.
+STATUS_UNSTABLE = "unstable"
 
 ID_COLUMNS = ["cell_id", "dataset", "family", "method", "seed", "status", "error"]
 # One column per setting; empty where a method does not have it. Other settings: settings_json.
@@ -24,7 +27,10 @@ SETTING_COLUMNS = [
     "width",
     "finetune_steps",
 ]
-EXTRA_SETTING_COLUMNS = ["execution", "settings_json"]
+# pipeline_json: every step's full settings, in order (the cell's identity; merged setting
+# columns alone would let two different pipelines share a key). notes: what ran simulated, layers
+# pruned to 100%, a collapsed output (JSON object, empty when there is nothing to say).
+EXTRA_SETTING_COLUMNS = ["execution", "settings_json", "pipeline_json", "notes"]
 QUALITY_COLUMNS = [
     "fid_proxy",
     "kid_proxy",
@@ -38,21 +44,38 @@ QUALITY_COLUMNS = [
     "nll_iwae_nats",
     "output_drift_mse",
 ]
+# Every quality metric with an interval: `<metric>_ci_low/_ci_high` (95%, bootstrap over samples;
+# seeds add their spread when aggregated). Against the same (family, seed) baseline on the same
+# latents and test images: `<metric>_delta` (variant - baseline), its paired 95% interval and
+# `<metric>_delta_significant` (the interval excludes 0). kid_proxy_std is a spread, not a metric.
+INTERVAL_METRICS = [m for m in QUALITY_COLUMNS if m != "kid_proxy_std"]
+DELTA_METRICS = [m for m in INTERVAL_METRICS if m != "output_drift_mse"]  # drift is a delta itself
+CI_SUFFIXES = ("_ci_low", "_ci_high")
+DELTA_SUFFIXES = ("_delta", "_delta_ci_low", "_delta_ci_high", "_delta_significant")
+INTERVAL_COLUMNS = [m + s for m in INTERVAL_METRICS for s in CI_SUFFIXES] + [
+    m + s for m in DELTA_METRICS for s in DELTA_SUFFIXES
+]
+# Does the output still depend on the latent? latent_std: per-pixel std over the common latents,
+# averaged over pixels; collapsed: True when it is below COLLAPSE_STD (one image for every z).
+COLLAPSE_COLUMNS = ["latent_std", "collapsed"]
+COLLAPSE_STD = 1e-4
 SIZE_COLUMNS = [
     "params",
     "nonzero_params",
-    "sparsity",
+    "sparsity",  # zeros among the prunable weights (what a sparsity target applies to)
+    "sparsity_model",  # zeros among every parameter of the deployed model (biases, norms too)
     "bits_per_weight",
     "size_packed_bytes",
     "size_file_bytes",
     "compression_ratio",
     "macs",
     "macs_effective",
+    "int8_mac_fraction",  # MACs that ran on int8 kernels / all MACs (int8-kernel cells only)
 ]
 TIME_COLUMNS = ["compress_seconds", "eval_seconds"]
 RESULTS_COLUMNS = (
-    ID_COLUMNS + SETTING_COLUMNS + EXTRA_SETTING_COLUMNS + QUALITY_COLUMNS + SIZE_COLUMNS
-    + TIME_COLUMNS
+    ID_COLUMNS + SETTING_COLUMNS + EXTRA_SETTING_COLUMNS + QUALITY_COLUMNS + INTERVAL_COLUMNS
+    + COLLAPSE_COLUMNS + SIZE_COLUMNS + TIME_COLUMNS
 )
 
 LATENCY_COLUMNS = [
@@ -64,6 +87,9 @@ LATENCY_COLUMNS = [
     "latency_p50_ms",
     "latency_p90_ms",
     "latency_iqr_ms",
+    "latency_rel_iqr",  # IQR / p50 of the variant's blocks; above the threshold: re-measured
+    "attempts",  # measurements taken (1 + re-measurements of an unstable row)
+    "load_avg_1m",  # os.getloadavg()[0] when the row was measured
     "speedup",
     "throughput_sps",
     "peak_mem_bytes",

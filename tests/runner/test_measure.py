@@ -8,7 +8,8 @@ import torch
 from conftest import TINY_TOML
 
 from bench.config import parse_config
-from bench.measure import latency_rows, packed_bytes
+from bench.cell_latency import latency_rows
+from bench.cell_size import packed_bytes
 from bench.runner import settings_columns
 from compression.api import CompressedModel, apply_pipeline, config_from_dict
 from genmodels.models import MODELS
