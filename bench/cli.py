@@ -28,6 +28,8 @@ def _config(args: argparse.Namespace):
         overrides["download"] = True
     if args.device:
         overrides["devices"] = (args.device,)
+    if getattr(args, "retrain_features", False):  # `genbench run` only
+        overrides["features"] = "retrain"
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
@@ -50,13 +52,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.scheduler and args.executor != "dask":
         raise ValueError("--scheduler needs --executor dask")
+    if args.wait_idle_timeout is not None and not args.wait_idle:
+        raise ValueError("--wait-idle-timeout needs --wait-idle")
+    if args.wait_idle:
+        if args.workers > 1 and not args.scheduler:
+            # Sibling workers on this machine are "other processes": every wait would time out.
+            raise ValueError("--wait-idle needs --workers 1 (parallel workers on this machine "
+                             "keep it busy themselves)")
+        timeout = ({} if args.wait_idle_timeout is None
+                   else {"wait_idle_timeout_s": args.wait_idle_timeout})
+        config = dataclasses.replace(
+            config, latency=dataclasses.replace(config.latency, wait_idle=True, **timeout))
     _preflight(config)
     summary = run_sweep(config, out, executor=args.executor, workers=args.workers,
                         scheduler=args.scheduler, rerun_failed=args.rerun_failed,
                         force=args.force, wait=args.wait, progress=not args.quiet,
                         preset=args.preset)
     print(f"{out}: {summary.cells} cells, {summary.reused} already done, {summary.ran} run "
-          f"({summary.ok} ok, {summary.failed} failed) in {summary.seconds:.1f} s")
+          f"({summary.ok} ok, {summary.failed} failed) in {summary.seconds:.1f} s; "
+          f"{summary.unstable} of {summary.latency_rows} latency rows unstable")
     return 0
 
 
@@ -107,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="root of torchvision datasets")
     run.add_argument("--download", action="store_true", help="allow dataset download")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--retrain-features", action="store_true",
+                     help="train the FID-proxy feature net here instead of using the shipped "
+                          "one (overrides the config's features key; other cell ids)")
+    run.add_argument("--wait-idle", action="store_true",
+                     help="before each latency measurement, wait until other processes leave "
+                          "the CPU idle ([latency] idle_busy_cores); cell ids do not change")
+    run.add_argument("--wait-idle-timeout", type=float, metavar="S",
+                     help="longest wait per measurement (default [latency] wait_idle_timeout_s)")
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check a sweep config without running it")
     validate.add_argument("file")

@@ -13,8 +13,14 @@ Schema (every key optional unless marked; unknown keys are errors):
     quality_device = "cpu"         # where quality metrics run (once per cell)
     batch_sizes = [1, 64]          # latency batch sizes, each >= 1
     timeout_s = 600                # per cell; 0 disables
+    features = "shipped"           # feature net of FID-proxy/KID/P/R/D/C: "shipped" (the frozen
+                                   #   weights of genmodels/assets, same on every machine; a
+                                   #   dataset without one trains) | "retrain" (train here)
     [eval]                         # bench.metrics.EvalSettings fields (n_samples, kid_subsets, ...)
-    [latency]                      # min_run_time (s, > 0), memory (bool: measure peak memory)
+    [latency]                      # min_run_time (s, > 0), memory (bool: measure peak memory),
+                                   #   max_rel_iqr = 0.1, max_attempts = 3 (re-measure above it,
+                                   #   then status "unstable"), wait_idle = false,
+                                   #   wait_idle_timeout_s = 60, idle_busy_cores = 0.25
     [families.gan]                 # one table per family: genmodels.train.TrainConfig overrides
     [[sweep]]                      # method = NAME, families = [..] (optional), every other key
     method = "prune_magnitude"     #   a method field: a scalar or a list; lists expand by
@@ -50,7 +56,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TOP_KEYS = {
     "name", "description", "dataset", "data_root", "download", "train", "seeds", "devices",
     "quality_device", "batch_sizes", "timeout_s", "eval", "latency", "families", "sweep",
-    "pipeline",
+    "pipeline", "features",
 }
 
 
@@ -60,10 +66,36 @@ class LatencySettings:
 
     min_run_time: float = 0.2  # seconds per torch.utils.benchmark measurement
     memory: bool = True  # peak memory (CPU: a fresh spawned process per measurement)
+    # Stability gate: a measurement whose blocks have IQR / median above max_rel_iqr (on either
+    # side of the speedup) is taken again, max_attempts in all; still above: status "unstable".
+    # 0.1 is the spread at which torch.utils.benchmark's Measurement warns.
+    max_rel_iqr: float = 0.10
+    max_attempts: int = 3
+    # Before each measurement, wait (at most wait_idle_timeout_s) until other processes keep at
+    # most idle_busy_cores cores busy (pyperf and asv advise an idle machine). Only *when* the
+    # numbers are taken changes: these three fields are left out of cell ids (identity()).
+    wait_idle: bool = False
+    wait_idle_timeout_s: float = 60.0
+    idle_busy_cores: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.min_run_time > 0:
             raise ValueError(f"min_run_time must be > 0 seconds, got {self.min_run_time}")
+        if not self.max_rel_iqr > 0:
+            raise ValueError(f"max_rel_iqr must be > 0 (0.1 = 10%), got {self.max_rel_iqr}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not self.wait_idle_timeout_s >= 0:
+            raise ValueError(f"wait_idle_timeout_s must be >= 0 s, got {self.wait_idle_timeout_s}")
+        if not self.idle_busy_cores >= 0:
+            raise ValueError(f"idle_busy_cores must be >= 0 cores, got {self.idle_busy_cores}")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change a row's numbers (hashed into cell ids): all but the idle wait."""
+        fields = dataclasses.asdict(self)
+        for name in ("wait_idle", "wait_idle_timeout_s", "idle_busy_cores"):
+            del fields[name]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -83,6 +115,7 @@ class SweepConfig:
     quality_device: str = "cpu"
     batch_sizes: tuple[int, ...] = (1, 64)
     timeout_s: float = 600.0
+    features: str = "shipped"  # genmodels.yardstick.FEATURE_SOURCES
     eval: dict[str, Any] = field(default_factory=dict)
     latency: LatencySettings = LatencySettings()
     families: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -157,6 +190,11 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
     data_root = table.get("data_root")
     if data_root is not None:
         typed(err, table, "data_root", str)
+    features = typed(err, table, "features", str, "shipped")
+    from genmodels.yardstick import FEATURE_SOURCES
+
+    if features not in FEATURE_SOURCES:
+        err(f"features = {features!r}; allowed: {', '.join(FEATURE_SOURCES)}")
     families = _families(err, table, train)
     eval_table = typed(err, table, "eval", dict, {})
     _build_eval(err, eval_table)
@@ -168,7 +206,8 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
         name=name, source=source, description=typed(err, table, "description", str, ""),
         dataset=dataset, data_root=data_root, download=typed(err, table, "download", bool, False),
         train=train, seeds=tuple(seeds), devices=tuple(devices), quality_device=quality_device,
-        batch_sizes=tuple(batch_sizes), timeout_s=float(timeout_s), eval=dict(eval_table),
+        batch_sizes=tuple(batch_sizes), timeout_s=float(timeout_s), features=features,
+        eval=dict(eval_table),
         latency=latency, families=families, pipelines=tuple(pipelines),
     )
 

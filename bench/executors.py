@@ -101,11 +101,7 @@ def run_dask(config: SweepConfig, cells: list[Cell], on_result: OnResult,
         if scheduler:
             client = Client(scheduler)
         else:
-            import dask
-
             threads = max(1, (os.cpu_count() or 1) // workers)
-            # Non-daemonic workers may spawn the fresh process of the CPU peak-memory probe.
-            dask.config.set({"distributed.worker.daemon": False})
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster)

@@ -26,6 +26,7 @@ def measure_cell(config: SweepConfig, cell: Cell, configs: list[Any], baseline: 
                  evaluator: Any) -> Measured:
     """Apply the pipeline to (a copy of) the baseline and measure the result."""
     from bench.cell_latency import latency_rows
+    from bench.cell_notes import notes_columns
     from bench.cell_size import size_columns
     from bench.runner import load_dataset, on_device, quality_device
     from compression.api import CompressionContext, apply_pipeline
@@ -43,6 +44,7 @@ def measure_cell(config: SweepConfig, cell: Cell, configs: list[Any], baseline: 
     samples = np.asarray(evaluator.samples(model, n=N_SAMPLE_IMAGES), dtype=np.float32)
     eval_seconds = time.perf_counter() - t1
     row = {**quality, **size_columns(cm, baseline), "execution": cm.execution,
+           **notes_columns(cm, samples),  # notes, latent_std, collapsed (from the common z)
            "compress_seconds": compress_seconds, "eval_seconds": eval_seconds}
     latency, latency_samples = latency_rows(config, cell.cell_id, cm, baseline)
     return Measured(row, latency, latency_samples, samples)

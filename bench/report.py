@@ -7,9 +7,17 @@ import html
 import json
 from pathlib import Path
 
+from bench import schema
+from bench.annotations import (
+    cell_remarks,
+    floor_summary,
+    n_samples,
+    speedup_noise,
+    unstable_latency_rows,
+)
 from bench.compare import CompareReport, compare_runs
-from bench.loading import ResultsDir, load_results_dir
-from bench.tables import family_tables, to_html, write_tables
+from bench.loading import ResultsDir, cell_label, load_results_dir
+from bench.tables import PLUS_MINUS, family_tables, to_html, write_tables
 
 REPORT_FILE = "report.html"
 # Marks every <img> that decoded (complete and naturalWidth > 0) into body[data-images-ok]:
@@ -29,6 +37,7 @@ th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
 caption { font-weight: bold; text-align: left; padding: 4px 0; }
 img { max-width: 100%; display: block; margin: 1em 0; }
 .note { font-size: 0.85em; color: #555; } .regression { color: #b00; }
+table.notes td { text-align: left; }
 </style>"""
 
 
@@ -50,13 +59,42 @@ def metadata_html(run: ResultsDir) -> str:
                                               "genbench_version", "started_at", "finished_at")}
     status = run.results["status"].value_counts().to_dict()
     summary["cells"] = ", ".join(f"{count} {name}" for name, count in status.items())
+    latency = run.latency["status"].value_counts().to_dict()
+    summary["latency rows"] = ", ".join(f"{count} {name}" for name, count in latency.items())
+    summary["unstable latency rows"] = (
+        f"{unstable_latency_rows(run)} (relative IQR above the threshold after every "
+        "re-measurement: figures kept in latency.csv, no p50 or speedup taken from them)")
+    for family in run.results["family"].unique():
+        batch, speedups = speedup_noise(run, family)
+        if speedups:
+            summary[f"speedup noise, {family}"] = (
+                f"{min(speedups):.3f} to {max(speedups):.3f} (baseline timed against itself, "
+                f"CPU, batch {batch}, {len(speedups)} measurement(s))")
+    floors = {metric: f"{mean:.4g} {PLUS_MINUS} {spread:.2g}" if spread == spread
+              else f"{mean:.4g}" for metric, (mean, spread) in floor_summary(run).items()}
+    n = n_samples(run)
+    at = f" at n={n}" if n else ""
     parts = [_definition_table(summary, "Run"),
              _definition_table(info.get("environment") or {}, "Environment"),
              _definition_table(info.get("feature_net") or {}, "Feature net (FID-proxy)"),
-             _definition_table(run.floors, "Real-vs-real floors (what real data scores)"),
+             _definition_table(floors, f"Real-vs-real floors{at} (what real data scores; mean "
+                                       f"{PLUS_MINUS} std over resamples)"),
              "<details><summary>Resolved configuration</summary><pre>"
              + html.escape(json.dumps(info.get("config"), indent=1)) + "</pre></details>"]
     return "\n".join(parts)
+
+
+def notes_html(run: ResultsDir) -> str:
+    """The cells with something to say (collapsed output, simulated layers, layers pruned to
+    100%, ...), one line each; empty when no cell has notes."""
+    ok = run.results[run.results["status"] == schema.STATUS_OK]
+    items = [(cell_label(r), r["seed"], cell_remarks(r)) for _, r in ok.iterrows()]
+    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(seed))}</td>"
+                   f"<td>{html.escape(text)}</td></tr>" for label, seed, text in items if text)
+    if not rows:
+        return ""
+    head = "<thead><tr><th>cell</th><th>seed</th><th>notes</th></tr></thead>"
+    return f"<table class='notes'>{head}<tbody>{rows}</tbody></table>"
 
 
 def comparison_html(report: CompareReport, baseline: Path) -> str:
@@ -109,6 +147,9 @@ def build_report(directory: str | Path, baseline: str | Path | None = None) -> P
         sections.append(("Other plots", "\n".join(image_tag(p) for p in others)))
     sections.insert(2 if compared is not None else 1, (
         "Tables", "\n".join(to_html(t) for t in family_tables(run).values())))
+    notes = notes_html(run)
+    if notes:
+        sections.insert(3 if compared is not None else 2, ("Cell notes", notes))
     title = f"genbench report: {run.run.get('preset') or run.path.name}"
     body = "\n".join(f"<section><h2>{html.escape(name)}</h2>\n{content}</section>"
                      for name, content in sections)

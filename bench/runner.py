@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from bench.config import SweepConfig, train_config
-from bench.grid import Cell
+from bench.grid import Cell, pipeline_json
 from bench.schema import (
     QUALITY_COLUMNS,
     SETTING_COLUMNS,
@@ -51,7 +51,9 @@ class TrainOutcome:
 class FeatureOutcome:
     net: Any = None
     info: dict[str, Any] = field(default_factory=dict)
-    floors: dict[str, float] = field(default_factory=dict)
+    floors: dict[str, float] = field(default_factory=dict)  # metric -> mean real-vs-real value
+    floors_spread: dict[str, float] = field(default_factory=dict)  # metric -> std over subsets
+    floor_method: str = ""  # how the floor was measured (one sentence, for run.json)
     error: str = ""
 
 
@@ -108,19 +110,25 @@ def evaluator(config: SweepConfig, features: FeatureOutcome) -> Any:
            features.info.get("key") or json.dumps(features.info, sort_keys=True, default=str))
     if key not in _EVALUATORS:
         dataset = load_dataset(config)
+        # The floor compares real images that are not test images (the training split) with
+        # the test set, at the cells' n_samples.
         _EVALUATORS[key] = QualityEvaluator(make_feature_fn(features.net), dataset.test_x,
-                                            EvalSettings(**config.eval))
+                                            EvalSettings(**config.eval), floor_x=dataset.train_x)
     return _EVALUATORS[key]
 
 
 def feature_task(config: SweepConfig) -> FeatureOutcome:
-    """Train (or load from cache) the dataset's feature net; the real-vs-real floors with it."""
+    """The dataset's feature net (shipped, or trained when config.features = "retrain" or none
+    is shipped); the real-vs-real floors with it."""
     try:
-        from genmodels.features import train_feature_net
+        from genmodels.yardstick import load_feature_net
 
-        net, info = train_feature_net(load_dataset(config), seed=0, progress=False)
+        net, info = load_feature_net(load_dataset(config), config.features, seed=0,
+                                     progress=False)
         outcome = FeatureOutcome(net=net, info=dict(info))
-        outcome.floors = dict(evaluator(config, outcome).floor())
+        quality = evaluator(config, outcome)
+        outcome.floors, outcome.floors_spread = quality.floor(), quality.floor_spread()
+        outcome.floor_method = quality.floor_method()
         return outcome
     except Exception as exc:  # noqa: BLE001 - becomes the reason of every cell's failure
         return FeatureOutcome(error=one_line(exc))
@@ -184,17 +192,26 @@ def settings_columns(settings: dict[str, Any]) -> dict[str, Any]:
 def run_cell(config: SweepConfig, cell: Cell, trained: TrainOutcome,
              features: FeatureOutcome) -> CellOutcome:
     """Measure one cell; any exception (NaN, divergence, OOM, timeout) is a failed record."""
+    from bench.environment import provenance
     from bench.measure import measure_cell
 
     started = time.time()
     row: dict[str, Any] = {"cell_id": cell.cell_id, "dataset": cell.dataset,
                            "family": cell.family, "method": cell.method, "seed": cell.seed}
     record: dict[str, Any] = {"cell_id": cell.cell_id, "cell": cell.to_dict(),
-                              "latency": [], "latency_samples": []}
+                              "latency": [], "latency_samples": [],
+                              "provenance": provenance()}
     samples = None
     try:
         with time_limit(config.timeout_s):
             configs = _method_configs(cell, row)
+            code = record["provenance"]["code_fingerprint"]
+            if cell.code and cell.code != code:
+                # Its id names the client's code; numbers of other code must not carry it.
+                raise RuntimeError(f"this worker's code (fingerprint {code[:12]}) differs from "
+                                   f"the code that made the cell id ({cell.code[:12]}): the "
+                                   "source changed during the run, or the worker has another "
+                                   "install; rerun with the same code everywhere")
             if trained.error:
                 raise RuntimeError(f"baseline training failed: {trained.error}")
             if features.error:
@@ -210,7 +227,8 @@ def run_cell(config: SweepConfig, cell: Cell, trained: TrainOutcome,
         row.update(status=STATUS_FAILED, error=one_line(exc))
         record["latency"], record["latency_samples"], samples = [], [], None
     record.update(result=row, seconds=time.time() - started, train_info=trained.info,
-                  feature_net=feature_summary(features.info), floors=features.floors)
+                  feature_net=feature_summary(features.info), floors=features.floors,
+                  floors_spread=features.floors_spread, floor_method=features.floor_method)
     return CellOutcome(record, samples)
 
 
@@ -224,10 +242,13 @@ def _method_configs(cell: Cell, row: dict[str, Any]) -> list[Any]:
     from compression.api import config_from_dict
 
     configs = [config_from_dict(dict(step)) for step in cell.steps]
+    # The merged columns are for display (a later step overwrites an earlier one's lr);
+    # pipeline_json keeps every step and is what readers key cells on.
     merged: dict[str, Any] = {}
     for cfg in configs:
         merged.update(cfg.settings())
     row.update(settings_columns(merged))
+    row["pipeline_json"] = pipeline_json(configs)
     return configs
 
 
@@ -240,6 +261,8 @@ def file_bytes(save: Any, obj: Any) -> int:
 
 
 def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
-    current = next(model.parameters()).device.type
-    return model if current == device else copy.deepcopy(model).to(device)
+    # GenerativeModel.device also answers for a model left with no nn.Parameter (torch.ao int8).
+    first = next(model.parameters(), None)
+    current = getattr(model, "device", first.device if first is not None else torch.device("cpu"))
+    return model if current.type == device else copy.deepcopy(model).to(device)
 

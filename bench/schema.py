@@ -87,7 +87,7 @@ LATENCY_COLUMNS = [
     "latency_p50_ms",
     "latency_p90_ms",
     "latency_iqr_ms",
-    "latency_rel_iqr",  # IQR / p50 of the variant's blocks; above the threshold: re-measured
+    "latency_rel_iqr",  # max IQR / p50 of the variant's and the baseline's blocks (the gate)
     "attempts",  # measurements taken (1 + re-measurements of an unstable row)
     "load_avg_1m",  # os.getloadavg()[0] when the row was measured
     "speedup",

@@ -113,6 +113,14 @@ class ResultStore:
     def write_run(self, payload: dict[str, Any]) -> None:
         write_json(self.root / RUN_FILE, _json_safe(payload))
 
+    def read_run(self) -> dict[str, Any]:
+        """run.json as written by an earlier invocation; {} when absent or unreadable."""
+        try:
+            run = json.loads((self.root / RUN_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return run if isinstance(run, dict) else {}
+
 
 def _json_safe(value: Any) -> Any:
     """NaN/inf are not JSON: a non-finite number becomes null (the status says why)."""

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import SweepConfig
-from bench.environment import environment, git_state, utc_now
+from bench.environment import utc_now
 from bench.executors import execute
-from bench.grid import Cell, expand
+from bench.grid import BASELINE, Cell, expand
+from bench.invocations import (
+    COMPLETED,
+    append_noop_invocation,
+    finish_invocation,
+    past_invocations,
+    start_invocation,
+)
 from bench.runner import CellOutcome
-from bench.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK
+from bench.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, STATUS_UNSTABLE
 from bench.store import ResultStore, RunLock
+
+MEASURED = (STATUS_OK, STATUS_UNSTABLE)  # latency rows with figures (not failed or skipped)
 
 
 @dataclass
@@ -24,6 +33,8 @@ class SweepSummary:
     ok: int
     failed: int
     seconds: float
+    latency_rows: int = 0  # measured latency rows (ok or unstable) of the whole grid
+    unstable: int = 0  # of which still unsteady after every re-measurement
 
 
 def cells_to_run(cells: list[Cell], records: dict[str, dict], rerun_failed: bool = False,
@@ -38,31 +49,67 @@ def cells_to_run(cells: list[Cell], records: dict[str, dict], rerun_failed: bool
     return [cell for cell in cells if not done(cell)]
 
 
+def speedup_noise(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A baseline cell's latency rows time the baseline against a copy of itself, so their
+    speedup (ideally 1) is the run's measured speedup noise: one entry per measured row."""
+    result = record["result"]
+    if result.get("method") != BASELINE:
+        return []
+    return [{"family": result["family"], "seed": result["seed"], "device": row["device"],
+             "batch_size": row["batch_size"], "speedup": row.get("speedup"),
+             "rel_iqr": row.get("latency_rel_iqr"), "status": row["status"]}
+            for row in record.get("latency", []) if row["status"] in MEASURED]
+
+
+def unstable_counts(records: list[dict[str, Any]]) -> tuple[int, int]:
+    """(measured latency rows, unstable latency rows) over `records`."""
+    statuses = [row["status"] for record in records for row in record.get("latency", [])]
+    return (sum(s in MEASURED for s in statuses), statuses.count(STATUS_UNSTABLE))
+
+
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "local",
               workers: int = 1, scheduler: str | None = None, rerun_failed: bool = False,
               force: bool = False, wait: bool = False, progress: bool = True,
-              preset: str | None = None, client: Any = None) -> SweepSummary:
+              preset: str | None = None, client: Any = None,
+              argv: list[str] | None = None) -> SweepSummary:
+    """Run the cells of `config` not yet done in `out_dir`; every invocation is logged in
+    run.json's `invocations` (argv: the command line to log, default sys.argv)."""
     started = time.time()
     cells = expand(config)
     order = [cell.cell_id for cell in cells]
     out = Path(out_dir)
     with RunLock(out, wait=wait):
         store = ResultStore(out)
-        todo = cells_to_run(cells, store.records(), rerun_failed, force)
+        records = store.records()
+        todo = cells_to_run(cells, records, rerun_failed, force)
+        redo = {cell.cell_id for cell in todo}
         if not todo:  # a completed sweep: no work, only make sure the CSVs are there
             store.regenerate(order)
-            return SweepSummary(len(cells), len(cells), 0, 0, 0, time.time() - started)
-        commit, dirty = git_state()
+            previous = store.read_run()
+            if previous:  # still an invocation: the log says it found nothing to do
+                store.write_run(append_noop_invocation(previous, preset, argv))
+            return SweepSummary(len(cells), len(cells), 0, 0, 0, time.time() - started,
+                                *unstable_counts([records[i] for i in order if i in records]))
+        # Top-level keys describe this invocation; `invocations` keeps every earlier one too.
+        invocation = start_invocation(preset, argv)
         run: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION, "genbench_version": environment()["genbench"],
-            "git_commit": commit, "git_dirty": dirty, "config": config.to_dict(),
-            "environment": environment(), "floors": None, "feature_net": None,
-            "started_at": utc_now(), "finished_at": None, "preset": preset,
+            "schema_version": SCHEMA_VERSION,
+            "genbench_version": invocation["environment"]["genbench"],
+            "git_commit": invocation["git_commit"], "git_dirty": invocation["git_dirty"],
+            "code_fingerprint": invocation["code_fingerprint"], "config": config.to_dict(),
+            "environment": invocation["environment"], "floors": None, "feature_net": None,
+            "floors_spread": None, "floor_method": None,
+            "started_at": invocation["started_at"], "finished_at": None, "preset": preset,
             "cells": len(cells),
+            "invocations": past_invocations(store.read_run()) + [invocation],
+            # Cells reused from earlier invocations keep their baseline-vs-itself figures.
+            "speedup_noise": [entry for i in order if i in records and i not in redo
+                              for entry in speedup_noise(records[i])],
         }
         store.write_run(run)
         counts = {STATUS_OK: 0, STATUS_FAILED: 0}
         bar = _progress(len(todo), progress)
+        unstable_so_far = [0]  # latency rows of this invocation (a list: on_result adds to it)
 
         def on_result(outcome: CellOutcome) -> None:
             record = outcome.record
@@ -71,27 +118,42 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
             result = record["result"]
             status = result.get("status", STATUS_FAILED)
             counts[status] = counts.get(status, 0) + 1
+            measured, unstable = unstable_counts([record])
+            unstable_so_far[0] += unstable
+            run["speedup_noise"] += speedup_noise(record)  # written with the run below
             if run["floors"] is None and record.get("floors"):
                 run["floors"], run["feature_net"] = record["floors"], record.get("feature_net")
+                # floors stays {metric: mean} (readers use it); the spread and method beside it
+                run["floors_spread"] = record.get("floors_spread") or {}
+                run["floor_method"] = record.get("floor_method")
                 store.write_run(run)
             line = (f"{status:6s} {result['family']:5s} {result['method']:28s} "
                     f"seed={result['seed']} {record.get('seconds', 0.0):6.1f}s "
                     f"{record['cell_id']} {result.get('error') or ''}")
+            invocation["cells_run"] += 1
+            store.write_run(run)  # so that a killed invocation still says what it ran
+            if unstable:
+                line += f" [{unstable} of {measured} latency rows unstable]"
             _log(bar, line)
             if bar is not None:
-                bar.set_postfix(ok=counts[STATUS_OK], failed=counts[STATUS_FAILED], refresh=False)
+                bar.set_postfix(ok=counts[STATUS_OK], failed=counts[STATUS_FAILED],
+                                unstable_latency=unstable_so_far[0], refresh=False)
                 bar.update(1)
 
         try:
             execute(config, todo, on_result, executor=executor, workers=workers,
                     scheduler=scheduler, client=client)
+            invocation["status"] = COMPLETED
         finally:
             if bar is not None:
                 bar.close()
             run["finished_at"] = utc_now()
+            finish_invocation(invocation, run["finished_at"])
             store.write_run(run)
+        final = store.records()
         return SweepSummary(len(cells), len(cells) - len(todo), len(todo), counts[STATUS_OK],
-                            counts[STATUS_FAILED], time.time() - started)
+                            counts[STATUS_FAILED], time.time() - started,
+                            *unstable_counts([final[i] for i in order if i in final]))
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -1,9 +1,8 @@
-"""Paper-style tables per family (mean ± std over seeds, best in bold) as Markdown, LaTeX, HTML."""
+"""Paper-style tables per family (value ± 95% interval, noise and collapse marked, best in bold
+only beyond the intervals) as Markdown, LaTeX, HTML."""
 from __future__ import annotations
 
 import argparse
-import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,155 +10,213 @@ import numpy as np
 import pandas as pd
 
 from bench import schema
+from bench.annotations import as_flag, floor_summary, n_samples, speedup_noise
 from bench.loading import (
     ResultsDir,
     cell_label,
     compact_setting_labels,
     load_results_dir,
     seed_summary,
-        with_latency,
+    with_latency,
 )
+from bench.table_render import (
+    NOISE_MARK,
+    PLUS_MINUS,
+    Table,
+    column_decimals,
+    format_value,
+    latex_escape,
+    to_html,
+    to_latex,
+    to_markdown,
+)
+
+__all__ = ["COLUMNS", "NOISE_MARK", "PLUS_MINUS", "Column", "Table", "best_mask",
+           "column_decimals", "family_table", "family_tables", "format_value", "latex_escape",
+           "to_html", "to_latex", "to_markdown", "write_tables"]
 
 
 @dataclass(frozen=True)
 class Column:
-    """One metric column: header, source column, DIRECTIONS key, scale applied before printing."""
+    """One metric column: header, source column, DIRECTIONS key, scale applied before printing,
+    and the latency status column that says why a latency figure is missing."""
 
     header: str
     source: str
     direction_of: str
     scale: float = 1.0
+    status: str = ""
 
 
 COLUMNS = [
     Column("Size (MB)", "size_file_bytes", "size_file_bytes", 1e-6),
     Column("Ratio", "compression_ratio", "compression_ratio"),
     Column("MACs (M)", "macs", "macs", 1e-6),
-    Column("p50 CPU (ms)", "latency_p50_ms", "latency_p50_ms"),
-    Column("p50 CUDA (ms)", "latency_p50_ms_cuda", "latency_p50_ms"),
-    Column("Speedup", "speedup", "speedup"),
+    Column("p50 CPU (ms)", "latency_p50_ms", "latency_p50_ms", status="latency_status"),
+    Column("p50 CUDA (ms)", "latency_p50_ms_cuda", "latency_p50_ms",
+           status="latency_status_cuda"),
+    Column("Speedup", "speedup", "speedup", status="latency_status"),
     Column("FID-proxy", "fid_proxy", "fid_proxy"),
     Column("KID", "kid_proxy", "kid_proxy"),
     Column("ELBO (nats)", "elbo_nats", "elbo_nats"),
 ]
-PLUS_MINUS = "\u00b1"
+# Per-key flags folded over seeds like a metric (the mean of a 0/1 flag times n is a count).
+_COLLAPSED = "collapsed__flag"
 
 
-@dataclass(frozen=True)
-class Table:
-    """Rendered cells (text) with a bold flag each; `note` lists the excluded cells."""
+def best_mask(values: np.ndarray, direction: int, low: np.ndarray | None = None,
+              high: np.ndarray | None = None, eligible: np.ndarray | None = None) -> np.ndarray:
+    """True where a value is the column's best *beyond noise*: its interval [low, high] lies
+    entirely on the better side of every other eligible row's interval (touching counts as
+    overlap). Ties at the best are all marked when each clears the rest. A missing interval is
+    the point itself. Nothing is marked with fewer than two values or when all values tie."""
+    values = np.asarray(values, float)
+    low = values if low is None else np.where(np.isfinite(low), low, values)
+    high = values if high is None else np.where(np.isfinite(high), high, values)
+    finite = np.isfinite(values) & (True if eligible is None else np.asarray(eligible, bool))
+    none = np.zeros(values.shape, dtype=bool)
+    if finite.sum() < 2:
+        return none
+    score = direction * values
+    score_low = np.minimum(direction * low, direction * high)
+    score_high = np.maximum(direction * low, direction * high)
+    top = finite & np.isclose(score, score[finite].max(), rtol=1e-9, atol=0.0)
+    others = finite & ~top
+    if not others.any():
+        return none
+    return top & (score_low > score_high[others].max())
 
-    title: str
-    headers: list[str]
-    rows: list[list[str]]
-    bold: list[list[bool]]
-    note: str
+
+def _summary(rows: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """seed_summary of the columns, their deltas and the collapsed/unstable flags; baseline
+    first. rows: the family's ok result rows with latency joined."""
+    rows = rows.copy()
+    rows[_COLLAPSED] = as_flag(rows["collapsed"]).astype(float)
+    flags = [_COLLAPSED]
+    for status in sorted({c.status for c in columns if c.status}):
+        rows[f"{status}__unstable"] = (rows[status] == schema.STATUS_UNSTABLE).astype(float)
+        flags.append(f"{status}__unstable")
+    deltas = [f"{c.source}_delta" for c in columns if c.source in schema.DELTA_METRICS]
+    summary = seed_summary(rows, [c.source for c in columns] + deltas + flags)
+    order = np.argsort((summary["method"] != "baseline").to_numpy(), kind="stable")
+    return summary.iloc[order].reset_index(drop=True)
 
 
-def format_value(mean: float, std: float = math.nan) -> str:
-    """Three significant digits of the mean without exponent; std with the same decimals."""
-    if not math.isfinite(mean):
-        return "-"
-    magnitude = math.floor(math.log10(abs(mean))) if mean != 0 else 0
-    decimals = min(8, max(0, 2 - magnitude))
-    text = f"{mean:.{decimals}f}"
-    return f"{text} {PLUS_MINUS} {std:.{decimals}f}" if math.isfinite(std) else text
+def _within_noise(summary: pd.DataFrame, metric: str) -> np.ndarray:
+    """The paired change against the baseline has an interval that includes 0 (not baseline)."""
+    if f"{metric}_delta_low" not in summary:
+        return np.zeros(len(summary), dtype=bool)
+    low, high = summary[f"{metric}_delta_low"], summary[f"{metric}_delta_high"]
+    return ((low <= 0) & (high >= 0) & (summary["method"] != "baseline")).to_numpy()
 
 
-def best_mask(means: np.ndarray, direction: int) -> np.ndarray:
-    """True where the mean is the best of the column (ties all marked).
+def _column_cells(summary: pd.DataFrame, column: Column,
+                  collapsed: np.ndarray) -> tuple[list[str], np.ndarray, bool]:
+    """(texts, bold marks, whether a noise mark was used) of one column."""
+    scale, source = column.scale, column.source
+    values = summary[f"{source}_mean"].to_numpy(float) * scale
+    half_widths = summary[f"{source}_hw"].to_numpy(float) * scale
+    quality = source in schema.INTERVAL_METRICS
+    if not quality:  # no interval over seeds (one seed, a deterministic size): value alone
+        half_widths = np.where(half_widths > 0, half_widths, np.nan)
+    bold = best_mask(values, schema.DIRECTIONS[column.direction_of],
+                     summary[f"{source}_low"].to_numpy(float) * scale,
+                     summary[f"{source}_high"].to_numpy(float) * scale,
+                     ~collapsed if quality else None)  # a collapsed model is never "best"
+    noise = _within_noise(summary, source) if quality else np.zeros(len(values), dtype=bool)
+    unstable = np.zeros(len(values))
+    if column.status:  # seeds whose latency row is unstable: counted, their figures unused
+        flag = f"{column.status}__unstable"
+        unstable = np.rint(summary[f"{flag}_mean"] * summary[f"{flag}_n"]).to_numpy()
+    decimals = column_decimals(values)
+    texts = []
+    for i, (value, width) in enumerate(zip(values, half_widths, strict=True)):
+        text = format_value(value, width, decimals)
+        if unstable[i] > 0:
+            text = "unstable" if text == "-" else f"{text} ({int(unstable[i])} unstable)"
+        texts.append(f"{NOISE_MARK} {text}" if noise[i] and text != "-" else text)
+    return texts, bold, bool(noise.any())
 
-    Nothing is marked with fewer than two values or when all values tie: bold must inform.
-    """
-    finite = np.isfinite(means)
-    score = np.where(finite, direction * means, -np.inf)
-    best = finite & np.isclose(score, score.max(), rtol=1e-9, atol=0.0)
-    return best if finite.sum() >= 2 and best.sum() < finite.sum() else np.zeros_like(finite)
+
+def _legend(run: ResultsDir, family: str, columns: list[Column], seeds: int, noise: bool,
+            collapsed: bool) -> list[str]:
+    n = n_samples(run)
+    samples = f"the {n} samples" if n else "the samples"
+    lines = [f"{PLUS_MINUS}: 95% interval. Quality: bootstrap over {samples} of each seed"
+             + (f", widened by the spread of the {seeds} seeds (half-width sqrt(mean(h_i^2)/n "
+                f"+ t_(n-1)^2 s^2/n)); other columns: t-interval over seeds." if seeds > 1
+                else "; other columns: one measurement.")
+             + " Bold: best beyond every other row's interval (none where intervals overlap)."]
+    if noise:
+        lines.append(f"{NOISE_MARK}: within noise, the paired change against the same-seed "
+                     "baseline (same latents and test images) has a 95% interval that "
+                     "includes 0.")
+    if collapsed:
+        lines.append("collapsed: the output no longer depends on the latent (one image for "
+                     "every z); its quality is not ranked.")
+    floors = floor_summary(run)
+    shown = [(c.header, *floors[c.source]) for c in columns if c.source in floors]
+    if shown:
+        parts = [f"{header} {format_value(mean, spread, column_decimals(np.array([mean])))}"
+                 for header, mean, spread in shown]
+        at = f" at n={n}" if n else ""
+        lines.append(f"Real-vs-real floor{at} (mean {PLUS_MINUS} std over resamples): "
+                     + ", ".join(parts) + ".")
+    batch, noise_speedups = speedup_noise(run, family)
+    if noise_speedups and any(c.source == "speedup" for c in columns):
+        low, high = min(noise_speedups), max(noise_speedups)
+        spread = f"{low:.3f}" if low == high else f"{low:.3f} to {high:.3f}"
+        lines.append(f"Speedup noise (the baseline timed against itself, CPU, batch {batch}): "
+                     f"{spread} over {len(noise_speedups)} measurement(s).")
+    unstable = run.latency[run.latency["status"] == schema.STATUS_UNSTABLE]
+    family_unstable = int(unstable["cell_id"].isin(
+        run.results.loc[run.results["family"] == family, "cell_id"]).sum())
+    if family_unstable:
+        lines.append(f"Latency: {family_unstable} unstable row(s) (relative IQR above the "
+                     "threshold after re-measuring) give no p50 or speedup: 'unstable', or "
+                     "'(k unstable)' beside the mean of the other seeds.")
+    return lines
 
 
 def family_table(run: ResultsDir, family: str) -> Table:
     """The table of one family: a row per cell key (baseline first), metrics over ok seeds."""
-    rows = with_latency(run, run.ok()[run.ok()["family"] == family])
-    columns = [c for c in COLUMNS if c.source in rows and rows[c.source].notna().any()]
-    summary = seed_summary(rows, [c.source for c in columns])
-    summary = summary.iloc[np.argsort((summary["method"] != "baseline").to_numpy(), kind="stable")]
+    ok = run.ok()
+    joined = with_latency(run, ok[ok["family"] == family])
+    columns = [c for c in COLUMNS if c.source in joined and (
+        joined[c.source].notna().any()
+        or (c.status and (joined[c.status] == schema.STATUS_UNSTABLE).any()))]
+    summary = _summary(joined, columns)
+    collapsed_seeds = np.rint(summary[f"{_COLLAPSED}_mean"] * summary[f"{_COLLAPSED}_n"])
+    collapsed = collapsed_seeds.to_numpy() > 0
     many_datasets = summary["dataset"].nunique() > 1
     headers = (["Dataset"] if many_datasets else []) + ["Method", "Setting"]
-    labels = compact_setting_labels(summary)
-    text = [([r["dataset"]] if many_datasets else []) + [r["method"], label]
-            for (_, r), label in zip(summary.iterrows(), labels, strict=True)]
+    text = []
+    for (_, r), label, k in zip(summary.iterrows(), compact_setting_labels(summary),
+                                collapsed_seeds, strict=True):
+        n = int(r[f"{_COLLAPSED}_n"])
+        if k > 0:
+            label += " (collapsed)" if k == n else f" (collapsed in {int(k)}/{n} seeds)"
+        text.append(([r["dataset"]] if many_datasets else []) + [r["method"], label])
     bold = [[False] * len(headers) for _ in text]
+    any_noise = False
     for column in columns:
-        means = summary[f"{column.source}_mean"].to_numpy(float) * column.scale
-        stds = summary[f"{column.source}_std"].to_numpy(float) * column.scale
-        marks = best_mask(means, schema.DIRECTIONS[column.direction_of])
-        for i, (mean, std) in enumerate(zip(means, stds, strict=True)):
-            text[i].append(format_value(mean, std))
-            bold[i].append(bool(marks[i]))
+        cells, marks, noise = _column_cells(summary, column, collapsed)
+        any_noise |= noise
+        for i, (cell, mark) in enumerate(zip(cells, marks, strict=True)):
+            text[i].append(cell)
+            bold[i].append(bool(mark))
     headers += [c.header for c in columns]
+    seeds = int(ok.loc[ok["family"] == family, "seed"].nunique())
+    notes = _legend(run, family, columns, seeds, any_noise, bool(collapsed.any()))
     excluded = run.results[(run.results["family"] == family)
                            & (run.results["status"] != schema.STATUS_OK)]
-    note = "; ".join(f"{cell_label(r)} seed {r['seed']}: {r['status']}"
-                     + (f" ({r['error']})" if r["error"] else "") for _, r in excluded.iterrows())
-    seeds = run.ok()[run.ok()["family"] == family]["seed"].nunique()
-    spread = f"mean {PLUS_MINUS} std over {seeds} seeds" if seeds > 1 else "one seed"
-    title = f"{family}: {spread}; best in bold"
-    return Table(title, headers, text, bold, f"Excluded: {note}" if note else "")
-
-
-def to_markdown(table: Table) -> str:
-    def cell(value: str, strong: bool) -> str:
-        return f"**{value}**" if strong else value
-
-    lines = [f"**{table.title}**", "", "| " + " | ".join(table.headers) + " |",
-             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.headers))) + "|"]
-    for row, marks in zip(table.rows, table.bold, strict=True):
-        lines.append("| " + " | ".join(cell(v, b) for v, b in zip(row, marks, strict=True)) + " |")
-    if table.note:
-        lines += ["", table.note]
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters; ± becomes $\\pm$."""
-    escaped = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-    return escaped.replace(PLUS_MINUS, r"$\pm$")
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs table (needs \\usepackage{booktabs})."""
-    def cell(value: str, strong: bool) -> str:
-        return rf"\textbf{{{latex_escape(value)}}}" if strong else latex_escape(value)
-
-    spec = "l" * 2 + "r" * (len(table.headers) - 2)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title)}}}",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(latex_escape(h) for h in table.headers) + r" \\", r"\midrule"]
-    for row, marks in zip(table.rows, table.bold, strict=True):
-        lines.append(" & ".join(cell(v, b) for v, b in zip(row, marks, strict=True)) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if table.note:
-        lines.append(rf"\par\footnotesize {latex_escape(table.note)}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def to_html(table: Table) -> str:
-    def cell(tag: str, value: str, strong: bool) -> str:
-        value = html.escape(value)
-        return f"<{tag}>{f'<b>{value}</b>' if strong else value}</{tag}>"
-
-    head = "".join(cell("th", h, False) for h in table.headers)
-    body = "".join("<tr>" + "".join(cell("td", v, b) for v, b in zip(row, marks, strict=True))
-                   + "</tr>" for row, marks in zip(table.rows, table.bold, strict=True))
-    note = f"<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
-    return (f"<table><caption>{html.escape(table.title)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>{note}")
+    if not excluded.empty:
+        notes.append("Excluded: " + "; ".join(
+            f"{cell_label(r)} seed {r['seed']}: {r['status']}"
+            + (f" ({r['error']})" if r["error"] else "") for _, r in excluded.iterrows()))
+    spread = f"mean over {seeds} seeds" if seeds > 1 else "one seed"
+    title = f"{family}: {spread}, {PLUS_MINUS} 95% interval; best beyond the intervals in bold"
+    return Table(title, headers, text, bold, tuple(notes))
 
 
 def family_tables(run: ResultsDir) -> dict[str, Table]:

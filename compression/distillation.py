@@ -16,8 +16,9 @@ from compression.api import (
     MethodConfig,
     register_method,
 )
-from compression.finetune import finetune
+from compression.finetune import finetune, step_key
 from genmodels.base import GenerativeModel
+from genmodels.determinism import derived_seed, seeded_generator
 
 DRIFT_PROBES = 32  # fixed z on which the student's output drift is tracked during training
 
@@ -86,10 +87,13 @@ class DistillConfig(MethodConfig):
 
 
 def make_student(teacher: GenerativeModel, width: float, seed: int) -> GenerativeModel:
-    """Same family and constructor arguments at `width`, initialised from `seed`. A GAN student
-    gets a frozen copy of the teacher's discriminator (its adversarial loss is against it)."""
-    torch.manual_seed(seed)
-    student = type(teacher)(**{**teacher.init_kwargs(), "width": width}).to(teacher.device)
+    """Same family and constructor arguments at `width`, initialised from `seed` on a forked
+    RNG (the caller's global RNG is neither read nor advanced). A GAN student gets a frozen copy
+    of the teacher's discriminator (its adversarial loss is against it)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # the CPU RNG only: init runs on the CPU
+        student = type(teacher)(**{**teacher.init_kwargs(), "width": width})
+    student = student.to(teacher.device)
     if isinstance(getattr(teacher, "discriminator", None), nn.Module):
         student.discriminator = copy.deepcopy(teacher.discriminator).eval()
         student.discriminator.requires_grad_(False)
@@ -100,8 +104,9 @@ def make_student(teacher: GenerativeModel, width: float, seed: int) -> Generativ
 def distill(cm: CompressedModel, cfg: DistillConfig, ctx: CompressionContext) -> CompressedModel:
     teacher = cm.model.eval()
     teacher.requires_grad_(False)
-    student = make_student(teacher, cfg.width, ctx.seed)
-    probes = student.latent(DRIFT_PROBES, torch.Generator().manual_seed(ctx.seed + 2))
+    key = step_key(cm, cfg)
+    student = make_student(teacher, cfg.width, derived_seed(ctx.seed, *key, "init"))
+    probes = student.latent(DRIFT_PROBES, seeded_generator(ctx.seed, *key, "probes"))
     drift = [output_drift(student, teacher, probes)]
     every = max(1, cfg.steps // 10)
     calls = [0]
@@ -126,6 +131,7 @@ def distill(cm: CompressedModel, cfg: DistillConfig, ctx: CompressionContext) ->
         after_step=track_drift,
         params=student.deployable().parameters(),
         task_weight=cfg.alpha_task,
+        key=key,
     )
     notes: dict[str, Any] = {
         "distill_losses": losses,

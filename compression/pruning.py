@@ -20,7 +20,7 @@ from compression.api import (
     register_method,
 )
 from compression.distillation import teacher_matching
-from compression.finetune import finetune
+from compression.finetune import finetune, step_key
 
 SCOPES = ("layer", "global", "lamp")
 
@@ -150,7 +150,12 @@ def prune_threshold(
     masks = [threshold_mask(getattr(m, p).detach(), cfg.threshold) for _, m, p in targets]
     apply_masks(cm.model, targets, masks)
     losses = finetune(
-        cm.model, ctx, cfg.finetune_steps, cfg.lr, after_step=_reapply(targets, masks)
+        cm.model,
+        ctx,
+        cfg.finetune_steps,
+        cfg.lr,
+        after_step=_reapply(targets, masks),
+        key=step_key(cm, cfg),
     )
     return _record(cm, targets, {"finetune_losses": losses})
 
@@ -215,6 +220,12 @@ def prune_magnitude(
             - cfg.finetune_steps * (i - 1) // cfg.iterations
         )
         losses += finetune(
-            cm.model, ctx, steps, cfg.lr, extra_loss=extra, after_step=_reapply(targets, masks)
+            cm.model,
+            ctx,
+            steps,
+            cfg.lr,
+            extra_loss=extra,
+            after_step=_reapply(targets, masks),
+            key=(*step_key(cm, cfg), i),  # each iteration its own batches and z
         )
     return _record(cm, targets, {"finetune_losses": losses, "sparsity_schedule": schedule})

@@ -26,7 +26,7 @@ from compression.channel_groups import (
     rnn_gate_rows,
 )
 from compression.distillation import teacher_matching
-from compression.finetune import finetune
+from compression.finetune import finetune, step_key
 from genmodels.base import GenerativeModel
 
 
@@ -73,7 +73,8 @@ def _shrunk_rnn(rnn: nn.Module, idx: torch.Tensor) -> nn.Module:
     if type(rnn) not in RNN_GATES or rnn.num_layers != 1 or rnn.bidirectional or rnn.proj_size:
         raise ValueError("structured pruning supports single-layer unidirectional GRU/LSTM only")
     rows = rnn_gate_rows(idx, rnn.hidden_size, RNN_GATES[type(rnn)])
-    new = type(rnn)(rnn.input_size, idx.numel(), bias=rnn.bias, batch_first=rnn.batch_first)
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: spare the RNG
+        new = type(rnn)(rnn.input_size, idx.numel(), bias=rnn.bias, batch_first=rnn.batch_first)
     with torch.no_grad():
         new.weight_ih_l0.copy_(rnn.weight_ih_l0[rows])
         new.weight_hh_l0.copy_(rnn.weight_hh_l0[rows][:, idx])
@@ -206,7 +207,9 @@ def prune_structured(
         total = channel_l1(cm.model.get_submodule(group.producer), group.block).numel()
         shrink_group(cm.model, group, keep)
         kept[group.producer] = [keep.numel(), total]
-    losses = finetune(cm.model, ctx, cfg.finetune_steps, cfg.lr, extra_loss=extra)
+    losses = finetune(
+        cm.model, ctx, cfg.finetune_steps, cfg.lr, extra_loss=extra, key=step_key(cm, cfg)
+    )
     cm.notes.update({"kept_channels": kept, "finetune_losses": losses})
     cm.execution = EXECUTION_SHRUNK
     return cm

@@ -2,7 +2,9 @@
 
 Inception features suit neither 28x28 digits nor offline machines; Binkowski et al. (MMD-GAN,
 arXiv:1801.01401, `gan/compute_scores.py`) score MNIST with a LeNet's penultimate layer instead.
-Scores are comparable only between runs that used the same FEATURE_NET_ID.
+Scores are comparable only between runs that used the same feature net, named by the sha256 of
+its weights (`weights_sha256`): training is float work whose result differs between CPUs (AVX2
+vs AVX-512), so genmodels.yardstick ships the mnist5k net's weights instead of retraining them.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genmodels.cache import CorruptCacheError, cache_dir, config_hash, load_tensors, save_tensors
+from genmodels.cache import _digest as _tensors_digest
 from genmodels.data import Dataset
 
 FEATURE_LAYER = "fc1_relu"
 FEATURE_DIM = 128
-FEATURE_NET_ID = f"lenet-v1:{FEATURE_LAYER}:{FEATURE_DIM}"  # bump v1 when training changes
+FEATURE_ARCH = f"lenet-v1:{FEATURE_LAYER}:{FEATURE_DIM}"  # bump v1 when the layout changes
+# The training recipe (seed and epochs are arguments): every field is in feature_recipe().
 FEATURE_EPOCHS = 8
+FEATURE_BATCH_SIZE = 32
+FEATURE_MAX_LR = 2e-3
+FEATURE_MAX_SHIFT = 2
 
 
 class FeatureNet(nn.Module):
@@ -77,35 +84,60 @@ def accuracy(net: FeatureNet, x: torch.Tensor, y: torch.Tensor, batch_size: int 
     return correct / x.shape[0]
 
 
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 (64 hex) over every tensor's (name, dtype, shape, bytes), names sorted: the
+    content hash `save_tensors` stores, so a file's name, metadata and weights can be checked
+    against each other. The first 16 hex digits are the net's `feature_net_id`."""
+    return _tensors_digest({k: v.detach().cpu() for k, v in state_dict.items()})
+
+
+def feature_recipe(
+    dataset: Dataset, seed: int = 0, epochs: int = FEATURE_EPOCHS
+) -> dict[str, Any]:
+    """Everything that decides the trained weights on one machine (JSON-ready): layout, train
+    split content, seed and budget. A shipped net is used only when its recorded recipe equals
+    this one."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    return {
+        "net": FEATURE_ARCH,
+        "dataset": dataset.name,
+        "data": dataset.fingerprint,
+        "classes": int(max(dataset.train_y.max(), dataset.test_y.max())) + 1,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "batch_size": FEATURE_BATCH_SIZE,
+        "max_lr": FEATURE_MAX_LR,
+        "max_shift": FEATURE_MAX_SHIFT,
+    }
+
+
+def new_feature_net(dataset: Dataset, seed: int = 0) -> FeatureNet:
+    """An untrained FeatureNet for the dataset, seeded without touching the caller's RNG."""
+    n_classes = int(max(dataset.train_y.max(), dataset.test_y.max())) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return FeatureNet(dataset.image_shape, n_classes)
+
+
 def train_feature_net(
     dataset: Dataset, seed: int = 0, epochs: int = FEATURE_EPOCHS, progress: bool = True
 ) -> tuple[FeatureNet, dict[str, Any]]:
-    """Train (or load from cache) the classifier on the train split; info has test_accuracy,
-    seconds, cached, checkpoint, feature_layer, feature_dim, feature_net_id, key."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    n_classes = int(max(dataset.train_y.max(), dataset.test_y.max())) + 1
-    key = config_hash(
-        {
-            "net": FEATURE_NET_ID,
-            "dataset": dataset.name,
-            "data": dataset.fingerprint,
-            "seed": int(seed),
-            "epochs": int(epochs),
-            "classes": n_classes,
-        }
-    )
+    """Train (or load from this machine's cache) the classifier on the train split; info has
+    test_accuracy, seconds, cached, checkpoint, feature_layer, feature_dim, key, source
+    ("trained") and feature_net_id (16 hex of weights_sha256: retrained weights differ
+    between CPUs, and so does this id)."""
+    recipe = feature_recipe(dataset, seed, epochs)
+    key = config_hash(recipe)
     path = cache_dir() / "checkpoints" / f"featurenet-{key}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
-        torch.manual_seed(seed)
-        net = FeatureNet(dataset.image_shape, n_classes)
+    net = new_feature_net(dataset, seed)
     info = {
         "checkpoint": str(path),
         "feature_layer": FEATURE_LAYER,
         "feature_dim": FEATURE_DIM,
-        "feature_net_id": FEATURE_NET_ID,
         "key": key,
+        "source": "trained",
     }
     start = time.perf_counter()
     if path.exists():
@@ -114,6 +146,7 @@ def train_feature_net(
             net.load_state_dict(tensors)
             return net.eval(), {
                 **info,
+                "feature_net_id": weights_sha256(tensors)[:16],
                 "test_accuracy": meta["test_accuracy"],
                 "cached": True,
                 "seconds": time.perf_counter() - start,
@@ -128,9 +161,15 @@ def train_feature_net(
     save_tensors(
         path,
         net.state_dict(),
-        {"test_accuracy": test_accuracy, "seconds": seconds, "feature_net_id": FEATURE_NET_ID},
+        {"test_accuracy": test_accuracy, "seconds": seconds, "recipe": recipe},
     )
-    return net, {**info, "test_accuracy": test_accuracy, "cached": False, "seconds": seconds}
+    return net, {
+        **info,
+        "feature_net_id": weights_sha256(net.state_dict())[:16],
+        "test_accuracy": test_accuracy,
+        "cached": False,
+        "seconds": seconds,
+    }
 
 
 def _fit_classifier(
@@ -139,9 +178,9 @@ def _fit_classifier(
     seed: int,
     epochs: int,
     progress: bool,
-    batch_size: int = 32,
-    max_lr: float = 2e-3,
-    max_shift: int = 2,
+    batch_size: int = FEATURE_BATCH_SIZE,
+    max_lr: float = FEATURE_MAX_LR,
+    max_shift: int = FEATURE_MAX_SHIFT,
 ) -> None:
     # Random shifts and a one-cycle schedule: with only 4,000 digits they lift test accuracy
     # from ~97.2% to ~98% at the same budget (measured on mnist5k).

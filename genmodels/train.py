@@ -14,10 +14,11 @@ from tqdm.auto import tqdm
 from genmodels.base import GenerativeModel
 from genmodels.cache import CorruptCacheError, cache_dir, config_hash, load_tensors, save_tensors
 from genmodels.data import Dataset
+from genmodels.determinism import deterministic_scope
 from genmodels.models import MODELS, build_model
 
 # Bump whenever a change here or in the models alters what a given config trains to.
-CODE_VERSION = "train-v1"
+CODE_VERSION = "train-v2"  # v2: deterministic_scope (1 thread, deterministic algorithms)
 TRAININGS_RUN = 0  # real trainings in this process (cache hits excluded); read by grid tests
 
 
@@ -159,10 +160,10 @@ def train_model(
         except (CorruptCacheError, RuntimeError, KeyError):
             pass  # corrupt, foreign or stale file: retrain and overwrite it below
     model.to(device)
-    # Seeded global RNG for any use in training (row dropout); grads on even if the caller
+    # Seeded global RNG for any use in training (row dropout), a fixed thread count (the
+    # checkpoint must not depend on the process that trained it); grads on even if the caller
     # runs under torch.no_grad().
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.manual_seed(seed)
+    with deterministic_scope(seed, device), torch.enable_grad():
         final_loss = _fit(model, dataset.train_x, config, seed, device, progress)
     seconds = time.perf_counter() - start
     global TRAININGS_RUN

@@ -19,7 +19,13 @@ from bench.metrics.likelihood import (  # noqa: F401
     recon_bce_nats,
     reconstruct,
 )
-from bench.metrics.memory import PeakMemory, cuda_peak_memory, peak_memory, peak_memory_for_model  # noqa: F401
+from bench.metrics.memory import (  # noqa: F401
+    PeakMemory,
+    cpu_allocator_peak,
+    cuda_peak_memory,
+    peak_memory,
+    peak_memory_for_model,
+)
 from bench.metrics.quality import (  # noqa: F401
     density_coverage,
     features_to_statistics,
@@ -33,3 +39,4 @@ from bench.metrics.quality import (  # noqa: F401
     real_floor,
     sample_metrics,
 )
+from bench.metrics.resident import malloc_bytes_in_use, resident_weight_bytes  # noqa: F401

@@ -51,6 +51,11 @@ class LatencyResult:
         return self._quantile_ms(0.75) - self._quantile_ms(0.25)
 
     @property
+    def rel_iqr(self) -> float:
+        """IQR / median of the blocks: the spread torch.utils.benchmark warns about above 0.1."""
+        return self.iqr_ms / self.p50_ms
+
+    @property
     def throughput_sps(self) -> float:
         """Samples per second at the median: batch_size / p50."""
         return self.batch_size / (self.p50_ms / 1e3)

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.metrics.likelihood import elbo_nats, nll_iwae_nats, output_drift, recon_bce_nats
+from bench.metrics.likelihood import elbo_per_image, iwae_per_image, recon_bce_per_image
+from bench.metrics.paired import Outputs, intervals, paired, weights_key
 from bench.metrics.quality import real_floor, sample_metrics
-from bench.schema import QUALITY_COLUMNS
+from bench.metrics.replicates import ReplicateMetrics, half_samples
+from bench.schema import INTERVAL_COLUMNS, QUALITY_COLUMNS
 
 FEATURE_BATCH = 500  # images per feature-net call; features do not depend on it (eval mode)
 SAMPLE_BATCH = 500  # z per generator call
+FLOOR_REPEATS = 10  # real subsets the floor is averaged over
+BASELINES_KEPT = 8  # baselines whose outputs the evaluator keeps (one per family and seed)
+INTERVALS = (
+    "95% intervals: sample metrics from 'centered' intervals on random half-samples of the "
+    "generated and the test features (covers the expectation at this sample size); VAE "
+    "likelihoods and drift from BCa bootstrap intervals of per-image / per-latent means; deltas "
+    "paired on the same halves, images and latents as the baseline"
+)
 
 
 @dataclass(frozen=True)
@@ -29,17 +41,20 @@ class EvalSettings:
     dc_k: int = 5
     iwae_k: int = 16
     n_recon: int = 1000
+    bootstrap: int = 200  # replicates behind every interval
     seed: int = 0
 
     def __post_init__(self) -> None:
         minimum = {
-            "n_samples": max(self.pr_k, self.dc_k) + 1,
+            # half-samples (intervals) must still hold a point's k nearest neighbours
+            "n_samples": 2 * (max(self.pr_k, self.dc_k) + 1),
             "kid_subsets": 1,
             "kid_subset_size": 2,
             "pr_k": 1,
             "dc_k": 1,
             "iwae_k": 1,
-            "n_recon": 1,
+            "n_recon": 2,
+            "bootstrap": 20,
             "seed": 0,
         }
         for name, low in minimum.items():
@@ -65,7 +80,7 @@ def make_feature_fn(
     return feature_fn
 
 
-def _finite(metrics: dict[str, float]) -> dict[str, float]:
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     for name, value in metrics.items():
         if not math.isfinite(value):
             raise FloatingPointError(f"metric {name} is {value} (non-finite)")
@@ -79,14 +94,17 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 class QualityEvaluator:
     """Real features computed once; every variant sees the same z (model.latent from a CPU
-    generator seeded by settings.seed) and the same test images and likelihood generator seed."""
+    generator seeded by settings.seed), the same test images, the same likelihood generator seed
+    and the same half-sample replicates, so variants and their baseline are paired."""
 
     def __init__(
         self,
         feature_fn: Callable[[torch.Tensor], np.ndarray],
         test_x: torch.Tensor,
         settings: EvalSettings = EvalSettings(),
+        floor_x: torch.Tensor | None = None,
     ) -> None:
+        """floor_x: real images that are not test images (the training split), for `floor`."""
         if settings.n_recon > test_x.shape[0]:
             raise ValueError(
                 f"n_recon={settings.n_recon} exceeds the {test_x.shape[0]} test images"
@@ -94,8 +112,11 @@ class QualityEvaluator:
         self.feature_fn = feature_fn
         self.settings = settings
         self.test_x = test_x
+        self.floor_x = floor_x
         self.real_features = np.asarray(feature_fn(test_x), dtype=np.float64)  # (N_test, d)
-        self._floor: dict[str, float] | None = None
+        self._floor: tuple[dict[str, float], dict[str, float], str] | None = None
+        self._replicates: ReplicateMetrics | None = None
+        self._baselines: OrderedDict[str, Outputs] = OrderedDict()
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.settings.seed)
@@ -124,32 +145,97 @@ class QualityEvaluator:
         model = _unwrap(model).eval()
         return self._generate(model, self.latent(model)[:n]).float().numpy()
 
-    def floor(self) -> dict[str, float]:
-        """Sample metrics between two disjoint halves of the real test features (noise scale)."""
+    def _floor_stats(self) -> tuple[dict[str, float], dict[str, float], str]:
         if self._floor is None:
-            self._floor = _finite(
-                real_floor(self.real_features, self.settings.seed, **self._metric_kwargs())
+            if self.floor_x is None:
+                raise ValueError(
+                    "the real-vs-real floor needs real images that are not test images: pass "
+                    "floor_x (e.g. dataset.train_x) to QualityEvaluator"
+                )
+            pool = np.asarray(self.feature_fn(self.floor_x), dtype=np.float64)
+            n = min(self.settings.n_samples, pool.shape[0])
+            mean, spread = real_floor(
+                self.real_features, pool, n, FLOOR_REPEATS, self.settings.seed,
+                **self._metric_kwargs(),
             )
-        return dict(self._floor)
+            method = (
+                f"{n} real images that are not test images (random subsets of {pool.shape[0]}) "
+                f"vs the {self.real_features.shape[0]} test images, as a cell compares "
+                f"n_samples={self.settings.n_samples} generated images; mean and std over "
+                f"{FLOOR_REPEATS} subsets"
+            )
+            self._floor = (_finite(mean), _finite(spread), method)
+        return self._floor
 
-    def evaluate(self, model: nn.Module, baseline: nn.Module | None = None) -> dict[str, float]:
-        """Metrics of `model` keyed by bench.schema QUALITY_COLUMNS; metrics that do not apply are
-        absent: likelihoods only for VAEs (is_vae), output_drift_mse only with a baseline.
-        Any non-finite value raises FloatingPointError naming the metric."""
-        model, s = _unwrap(model).eval(), self.settings
-        z = self.latent(model)
-        fake = np.asarray(self.feature_fn(self._generate(model, z)), dtype=np.float64)
+    def floor(self) -> dict[str, float]:
+        """Mean sample metrics of real images vs the test set at the cells' sizes (`real_floor`)."""
+        return dict(self._floor_stats()[0])
+
+    def floor_spread(self) -> dict[str, float]:
+        """Std of each floor metric over the FLOOR_REPEATS real subsets."""
+        return dict(self._floor_stats()[1])
+
+    def floor_method(self) -> str:
+        """One sentence saying how the floor was measured (for run.json)."""
+        return self._floor_stats()[2]
+
+    def _real_replicates(self) -> ReplicateMetrics:
+        if self._replicates is None:
+            s = self.settings
+            masks = half_samples(self.real_features.shape[0], s.bootstrap, [s.seed, 0])
+            self._replicates = ReplicateMetrics(self.real_features, masks, s.pr_k, s.dc_k)
+        return self._replicates
+
+    def _outputs(self, model: nn.Module, like: Outputs | None = None) -> Outputs:
+        """Measure one model; `like` (its baseline) is reused when the outputs are identical."""
+        s = self.settings
+        images = self._generate(model, self.latent(model))
+        fake = np.asarray(self.feature_fn(images), dtype=np.float64)
         if not np.isfinite(fake).all():
             raise FloatingPointError("sample features are non-finite (the model produced NaN/inf)")
-        metrics = sample_metrics(self.real_features, fake, seed=s.seed, **self._metric_kwargs())
+        if like is not None and np.array_equal(fake, like.features):
+            # The baseline cell (or a variant equal to it): the same features give the same
+            # metrics and replicates, so every delta is exactly 0.
+            metrics, replicates = dict(like.metrics), like.replicates
+        else:
+            metrics = sample_metrics(self.real_features, fake, seed=s.seed, **self._metric_kwargs())
+            masks = half_samples(fake.shape[0], s.bootstrap, [s.seed, 1])
+            replicates = self._real_replicates().replicates(fake, masks)
+        per_image: dict[str, np.ndarray] = {}
         if getattr(model, "is_vae", False):
             x = self.test_x[: s.n_recon]
-            metrics["recon_bce_nats"] = recon_bce_nats(model, x)
-            metrics["elbo_nats"] = elbo_nats(model, x, self._generator())
-            metrics["nll_iwae_nats"] = nll_iwae_nats(model, x, s.iwae_k, self._generator())
-        if baseline is not None:
-            metrics["output_drift_mse"] = output_drift(model, _unwrap(baseline).eval(), z=z)
-        assert set(metrics) <= set(QUALITY_COLUMNS), sorted(set(metrics) - set(QUALITY_COLUMNS))
+            per_image["recon_bce_nats"] = recon_bce_per_image(model, x).numpy()
+            per_image["elbo_nats"] = elbo_per_image(model, x, self._generator()).numpy()
+            iwae = iwae_per_image(model, x, s.iwae_k, self._generator()).numpy()
+            per_image["nll_iwae_nats"] = -iwae
+            metrics.update({m: float(v.mean()) for m, v in per_image.items()})
+        return Outputs(images, fake, _finite(metrics), replicates, per_image)
+
+    def _baseline(self, baseline: nn.Module) -> Outputs:
+        key = weights_key(baseline)
+        if key not in self._baselines:
+            self._baselines[key] = self._outputs(baseline)
+            if len(self._baselines) > BASELINES_KEPT:
+                self._baselines.popitem(last=False)
+        self._baselines.move_to_end(key)
+        return self._baselines[key]
+
+    def evaluate(
+        self, model: nn.Module, baseline: nn.Module | None = None
+    ) -> dict[str, float | bool]:
+        """Metrics of `model` keyed by bench.schema QUALITY_COLUMNS and INTERVAL_COLUMNS; metrics
+        that do not apply are absent: likelihoods only for VAEs (is_vae), output_drift_mse and
+        the deltas only with a baseline (whose outputs are cached by `weights_key`). Intervals:
+        see INTERVALS. Any non-finite value raises FloatingPointError naming the metric."""
+        s = self.settings
+        base = None if baseline is None else self._baseline(_unwrap(baseline).eval())
+        out = self._outputs(_unwrap(model).eval(), like=base)
+        metrics: dict[str, float | bool] = dict(out.metrics)
+        metrics.update(intervals(out, s.bootstrap, s.seed))
+        if base is not None:
+            metrics.update(paired(out, base, s.bootstrap, s.seed))
+        unknown = set(metrics) - set(QUALITY_COLUMNS) - set(INTERVAL_COLUMNS)
+        assert not unknown, sorted(unknown)
         return _finite(metrics)
 
     def describe(self) -> dict[str, object]:
@@ -158,4 +244,5 @@ class QualityEvaluator:
             **asdict(self.settings),
             "n_real": int(self.real_features.shape[0]),
             "feature_dim": int(self.real_features.shape[1]),
+            "intervals": INTERVALS,
         }

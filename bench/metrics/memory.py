@@ -1,135 +1,135 @@
-"""Peak memory of one forward pass, measured in a fresh spawned process so variants are comparable.
+"""Peak memory of one forward, in-process: resident weight bytes + allocator-level activation peak.
 
-What is measured (peak_mem_bytes / peak_mem_reserved_bytes):
-  * CPU: peak resident set size (VmHWM, reset to the current RSS through /proc/self/clear_refs just
-    before the pass) during a warmed-up forward, minus the RSS of the fresh child *before* the
-    model is unpickled: resident weights + input + activations + lazily initialised kernel state.
-    glibc's mmap threshold is pinned (mallopt) in the child so freed tensors return to the OS
-    and the warm-up pass does not pre-inflate the RSS. No reserved figure on CPU (None).
-  * CUDA: torch.cuda.max_memory_allocated / max_memory_reserved after reset_peak_memory_stats, in
-    the fresh child: the allocator starts empty, so this is weights + input + activations.
+peak_bytes = resident_weight_bytes(model) + input bytes + activation peak, where
+  * resident weights: bench.metrics.resident (parameters, buffers, torchao subclasses by their
+    inner tensors, torch.ao packed int8 weights measured by re-packing);
+  * CPU activation peak: the torch profiler's memory events (profile_memory=True) over one warmed-up
+    forward. Every allocation and free of c10's CPU allocator is an event with its byte count, so
+    the running sum of the events is exactly the bytes torch holds above the level at the start,
+    and its maximum is the peak: outputs of every op, the output of the pass, and the scratch that
+    kernels take from c10 (oneDNN weight reorders and scratchpads, torchao's per-call dequantized
+    weights, fbgemm outputs). Not counted: buffers that kernels malloc themselves (fbgemm's packed
+    activations, MKL's internal GEMM buffers, thread stacks) and the interpreter. A
+    TorchDispatchMode that tracks op outputs costs as little but misses all in-kernel scratch and
+    cannot see inside tensor subclasses; a spawned process's RSS (the old method) is mostly the
+    interpreter and took ~8 s.
+  * CUDA activation peak: torch.cuda.max_memory_allocated - memory_allocated just before one
+    warmed-up forward, after reset_peak_memory_stats (the caching allocator's exact count).
+    reserved_bytes: the process's max_memory_reserved over that forward, after empty_cache (it
+    includes any other live CUDA tensors of the process). No reserved figure on CPU (None).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import ctypes
-import gc
-import multiprocessing
-import pickle
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from bench.metrics.cost import check_device
+from bench.metrics.resident import resident_weight_bytes
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-_STATUS = Path("/proc/self/status")
+CPU_METHOD = ("cpu: resident weight bytes + input + peak of torch's CPU allocator during one "
+              "warmed-up forward (torch.profiler memory events; kernels' own mallocs not seen)")
+CUDA_METHOD = ("cuda: resident weight bytes + input + max_memory_allocated - memory_allocated "
+               "over one warmed-up forward; reserved = process max_memory_reserved")
 
 
 @dataclass(frozen=True)
 class PeakMemory:
-    """Peak memory of one forward; `method` names what was measured (see the module docstring)."""
+    """Peak memory of one forward (see the module docstring); `method` names how, in a sentence.
+
+    peak_bytes = weight_bytes + activation_bytes; activation_bytes includes input and output."""
 
     device: str
     batch_size: int
     peak_bytes: int
     reserved_bytes: int | None
     method: str
+    weight_bytes: int
+    activation_bytes: int
 
 
-def _status_bytes(field: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024  # reported in kB
-    raise OSError(f"{field} not in {_STATUS}; peak RSS needs Linux /proc")
+def cpu_allocator_peak(fn: Callable[[], object]) -> int:
+    """Peak over one call of fn() of the bytes c10's CPU allocator holds above its level at the
+    start: max over time of the running sum of torch.profiler's CPU memory events."""
+    # torch.autograd.profiler.profile rather than torch.profiler.profile: same events, but the
+    # latter's first use in a process costs ~2.5 s of device probing on a CPU-only machine.
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler import profile
 
-
-def _pin_malloc() -> bool:
-    # Why: glibc raises its mmap threshold after large frees, so freed activations would stay
-    # resident and the measured pass would reuse them; a fixed threshold disables that.
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 64 * 1024)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, 0)
-        )
-    except (OSError, AttributeError):
-        return False
+    with profile(profile_memory=True) as prof:
+        result = fn()
+    del result  # held until the profiler stopped: the output is part of the pass
+    events = [e for e in prof.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
+    running = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):  # stable: ties keep record order
+        running += event.nbytes()
+        peak = max(peak, running)
+    return peak
 
 
 def cuda_peak_memory(fn: Callable[[], object], device: str = "cuda") -> tuple[int, int]:
-    """(max_memory_allocated, max_memory_reserved) in bytes over one call of fn() on `device`, after
-    reset_peak_memory_stats, synchronised before and after, under inference_mode."""
+    """(max_memory_allocated - memory_allocated before, max_memory_reserved) in bytes over one
+    call of fn() on `device`, after empty_cache and reset_peak_memory_stats, synchronised."""
     dev = check_device(device)
     if dev.type != "cuda":
         raise ValueError(f"cuda_peak_memory needs a CUDA device; got {device!r}")
     torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()  # reserved then holds live tensors only, not the latency runs' cache
     torch.cuda.reset_peak_memory_stats(dev)
-    with torch.inference_mode():
-        fn()
+    before = torch.cuda.memory_allocated(dev)
+    result = fn()
     torch.cuda.synchronize(dev)
-    return torch.cuda.max_memory_allocated(dev), torch.cuda.max_memory_reserved(dev)
+    del result
+    return torch.cuda.max_memory_allocated(dev) - before, torch.cuda.max_memory_reserved(dev)
 
 
-def _child_measure(blob: bytes, device: str, threads: int) -> tuple[int, int | None, str]:
-    """Runs in the spawned child: unpickle (module, z), warm up once, measure one forward."""
+def _on_device(module: nn.Module, dev: torch.device) -> nn.Module:
+    # A copy, not .to(): nn.Module.to moves the caller's model in place.
+    tensor = next(module.parameters(), None)
+    here = torch.device("cpu") if tensor is None else tensor.device
+    same = here.type == dev.type and (dev.index is None or here.index == dev.index)
+    return module if same else copy.deepcopy(module).to(dev)
+
+
+def peak_memory(module: nn.Module, z: torch.Tensor, device: str, threads: int = 1) -> PeakMemory:
+    """Peak memory of module(z) on `device`, in this process (see the module docstring), with
+    `threads` intra-op threads; under inference_mode, in eval mode (the caller's mode restored)."""
+    dev = check_device(device)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1; got {threads}")
+    module, z = _on_device(module, dev), z.to(dev)
+    previous_threads = torch.get_num_threads()
+    modes = [(m, m.training) for m in module.modules()]  # per module: some may be frozen in eval
     torch.set_num_threads(threads)
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        module, z = pickle.loads(blob)
-        module, z = module.to(dev).eval(), z.to(dev)
+    module.eval()
+    try:
         with torch.inference_mode():
-            module(z)  # warm-up: cuBLAS/cuDNN handles and workspaces
-        allocated, reserved = cuda_peak_memory(lambda: module(z), device)
-        return allocated, reserved, "cuda max_memory_allocated/reserved in a fresh process"
-    pinned = _pin_malloc()
-    rss_before_model = _status_bytes("VmRSS")
-    module, z = pickle.loads(blob)
-    module = module.to(dev).eval()
-    with torch.inference_mode():
-        module(z)  # warm-up: lazy kernel initialisation, thread pool
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    with torch.inference_mode():
-        out = module(z)  # noqa: F841  (the output is part of the pass's footprint)
-        peak = _status_bytes("VmHWM")
-    method = "cpu VmHWM during forward - VmRSS before model load" + (
-        "" if pinned else " (malloc not pinned)"
-    )
-    return peak - rss_before_model, None, method
-
-
-def peak_memory(
-    module: nn.Module, z: torch.Tensor, device: str, threads: int = 1, timeout_s: float = 300.0
-) -> PeakMemory:
-    """Peak memory of module(z) on `device`, measured in a fresh process (multiprocessing spawn).
-
-    The module travels pickled to our own child (it is our object, not an untrusted file), which
-    keeps structurally pruned modules whose shapes init_kwargs would not rebuild.
-    """
-    check_device(device)
-    blob = pickle.dumps((module, z.cpu()))  # moved to `device` in the child, not here
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        peak, reserved, method = pool.submit(_child_measure, blob, device, threads).result(
-            timeout=timeout_s
-        )
-    return PeakMemory(device, int(z.shape[0]), int(peak), reserved, method)
+            module(z)  # warm-up: lazy kernel state, oneDNN primitive caches, cuBLAS handles
+            if dev.type == "cuda":
+                forward_bytes, reserved = cuda_peak_memory(lambda: module(z), device)
+            else:
+                forward_bytes, reserved = cpu_allocator_peak(lambda: module(z)), None
+    finally:
+        torch.set_num_threads(previous_threads)
+        for submodule, training in modes:
+            submodule.training = training
+    weights = resident_weight_bytes(module)
+    activations = z.untyped_storage().nbytes() + forward_bytes
+    method = CUDA_METHOD if dev.type == "cuda" else CPU_METHOD
+    return PeakMemory(device, int(z.shape[0]), weights + activations, reserved, method, weights,
+                      activations)
 
 
 def peak_memory_for_model(
-    model: nn.Module,
-    batch_size: int,
-    device: str,
-    threads: int = 1,
-    seed: int = 0,
-    timeout_s: float = 300.0,
+    model: nn.Module, batch_size: int, device: str, threads: int = 1, seed: int = 0
 ) -> PeakMemory:
     """peak_memory of model(z), z = model.latent(batch_size) from a generator seeded by `seed`."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     z = model.latent(batch_size, torch.Generator().manual_seed(seed))
-    return peak_memory(model, z, device, threads, timeout_s)
+    return peak_memory(model, z, device, threads)

@@ -194,25 +194,43 @@ def sample_metrics(
 
 
 def real_floor(
-    real_feats: np.ndarray,
+    reference: np.ndarray,
+    pool: np.ndarray,
+    n: int,
+    repeats: int = 10,
     seed: int = 0,
     *,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     pr_k: int = 3,
     dc_k: int = 5,
-) -> dict[str, float]:
-    """The sample metrics between two disjoint random halves of the real features: the noise scale
-    of every reported metric at this sample size (halves of N/2 each, so slightly pessimistic)."""
-    array = _as_features(real_feats, "real_feats", 4)
-    order = np.random.default_rng(seed).permutation(array.shape[0])
-    half = array.shape[0] // 2
-    return sample_metrics(
-        array[order[:half]],
-        array[order[half : 2 * half]],
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        pr_k=pr_k,
-        dc_k=dc_k,
-        seed=seed,
-    )
+) -> tuple[dict[str, float], dict[str, float]]:
+    """What real data scores at the cells' sizes: the sample metrics between `reference` (the
+    test features, all of them, as every cell uses them) and n real features from `pool` (real
+    images that are not test images), as a cell compares n generated samples with the test set.
+    Repeated on `repeats` random subsets of the pool (each without replacement; seeded), it
+    returns the mean (the floor) and the std (ddof=1, the spread) of each metric. FD's bias
+    grows as 1/n, so the floor must be measured at the cells' n, not on two halves of the test
+    set (which doubles it)."""
+    ref, array = _as_features(reference, "reference"), _as_features(pool, "pool")
+    if not 2 <= n <= array.shape[0] or repeats < 2:
+        raise ValueError(
+            f"need 2 <= n <= {array.shape[0]} pool rows and repeats >= 2; got n={n}, "
+            f"repeats={repeats}: pass more real images that are not test images"
+        )
+    rng = np.random.default_rng(seed)
+    runs = [
+        sample_metrics(
+            ref,
+            array[rng.choice(array.shape[0], n, replace=False)],
+            kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size,
+            pr_k=pr_k,
+            dc_k=dc_k,
+            seed=seed,
+        )
+        for _ in range(repeats)
+    ]
+    mean = {m: float(np.mean([r[m] for r in runs])) for m in runs[0]}
+    spread = {m: float(np.std([r[m] for r in runs], ddof=1)) for m in runs[0]}
+    return mean, spread

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.annotations import as_flag
 from bench.loading import ResultsDir, compact_setting_labels
 from bench.plots.style import plt, save
 
@@ -39,12 +40,15 @@ def plot_sample_grid(run: ResultsDir, family: str, out: Path) -> list[Path]:
     cells = ok[ok["seed"] == ok["seed"].min()]
     cells = cells.iloc[np.argsort((cells["method"] != "baseline").to_numpy(), kind="stable")]
     rows, unreadable = [], 0
-    for (_, cell), setting in zip(cells.iterrows(), compact_setting_labels(cells), strict=True):
+    collapsed = as_flag(cells["collapsed"]).to_numpy()
+    for (_, cell), setting, flat in zip(cells.iterrows(), compact_setting_labels(cells),
+                                        collapsed, strict=True):
         images = load_images(run.path / "samples" / f"{cell['cell_id']}.npz")
         if images is None:
             unreadable += 1
             continue
-        rows.append((f"{cell['method']}\n{setting}", image_row(images)))
+        flag = "\nCOLLAPSED (same output for every z)" if flat else ""
+        rows.append((f"{cell['method']}\n{setting}{flag}", image_row(images)))
     if not rows:
         return []
     width = 12.0

@@ -19,7 +19,7 @@ from compression.api import (
     MethodConfig,
     register_method,
 )
-from compression.finetune import finetune
+from compression.finetune import finetune, step_key
 from compression.quantization.core import (
     SCHEMES,
     QuantizedWeight,
@@ -161,7 +161,8 @@ def quantize_qat(cm: CompressedModel, config: QATConfig, ctx: CompressionContext
         parametrize.register_parametrization(module, pname, fq.to(w.device))
     extra = (teacher_matching(teacher, config.distill_weight, config.batch_size)
              if teacher is not None else None)
-    history = finetune(model, ctx, config.steps, config.lr, config.batch_size, extra_loss=extra)
+    history = finetune(model, ctx, config.steps, config.lr, config.batch_size, extra_loss=extra,
+                       key=step_key(cm, config))
     for name, module, pname in targets:
         fq = module.parametrizations[pname][0]
         parametrize.remove_parametrizations(module, pname, leave_parametrized=False)

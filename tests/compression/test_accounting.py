@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -13,10 +14,26 @@ from compression.accounting import (
     count_macs,
     count_nonzero,
     count_params,
+    deployed_tensors,
     prunable_tensors,
     weight_sparsity,
+    weight_tensors,
 )
-from compression.api import CompressedModel
+from compression.api import (
+    EXECUTION_DENSE,
+    EXECUTION_INT8_KERNEL,
+    EXECUTION_MASKED,
+    EXECUTION_SHRUNK,
+    EXECUTION_SIMULATED,
+    CompressedModel,
+    MethodConfig,
+    apply_pipeline,
+)
+from compression.channel_groups import CHANNEL_GROUPS
+from compression.distillation import DistillConfig
+from compression.pruning import MagnitudePruneConfig
+from compression.quantization import Int8KernelConfig, QuantConfig
+from compression.structured import StructuredPruneConfig
 
 
 @pytest.mark.parametrize(
@@ -138,3 +155,73 @@ def test_bits_per_weight(make_model) -> None:
     cm.quantized = {tensors[0][0]: SimpleNamespace(bits=4)}
     expected = (4 * sizes[0] + 32 * sum(sizes[1:])) / sum(sizes)
     assert bits_per_weight(cm) == pytest.approx(expected)
+
+
+# One variant per execution kind that removes nothing (int8-kernel: every backend and mode), as
+# a function of the model's width (a distilled student's width is absolute: the teacher's).
+NO_OP_VARIANTS: dict[str, tuple[str, Callable[[float], list[MethodConfig]]]] = {
+    "baseline": (EXECUTION_DENSE, lambda w: []),
+    "prune_magnitude-0": (EXECUTION_MASKED, lambda w: [MagnitudePruneConfig(sparsity=0.0)]),
+    "quant-8": (EXECUTION_SIMULATED, lambda w: [QuantConfig(bits=8)]),
+    **{f"int8-{b}-{m}": (EXECUTION_INT8_KERNEL,
+                         lambda w, b=b, m=m: [Int8KernelConfig(backend=b, mode=m)])
+       for b, m in [("auto", "dynamic"), ("auto", "weight_only"), ("torchao", "dynamic"),
+                    ("torchao", "weight_only"), ("torch.ao-dynamic", "dynamic")]},
+    "prune_structured-0": (EXECUTION_SHRUNK, lambda w: [StructuredPruneConfig(sparsity=0.0)]),
+    "distill-same-width": (EXECUTION_SHRUNK, lambda w: [DistillConfig(width=w, steps=0)]),
+}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("variant", sorted(NO_OP_VARIANTS))
+def test_a_variant_that_removes_nothing_counts_every_baseline_param(
+        make_model, family, variant) -> None:
+    # torch.ao dynamic GRU/LSTM/Linear hold no nn.Parameter and torchao's Linear weights are
+    # tensor subclasses: their weights must still count (the rvae int8 row showed 9,916 of
+    # 137,404 params).
+    if variant == "prune_structured-0" and family not in CHANNEL_GROUPS:
+        pytest.skip(f"no structured pruning for {family}")
+    execution, steps = NO_OP_VARIANTS[variant]
+    model = make_model(family)
+    cm = apply_pipeline(model, steps(model.width))
+    assert cm.execution == execution
+    assert count_params(cm.model) == count_params(model)
+    shapes = sorted((n, tuple(t.shape)) for n, t in weight_tensors(cm.model))
+    assert shapes == sorted((n, tuple(t.shape)) for n, t in weight_tensors(model))
+    expected_bits = 8.0 if execution in (EXECUTION_SIMULATED, EXECUTION_INT8_KERNEL) else 32.0
+    assert bits_per_weight(cm) == expected_bits
+    if execution in (EXECUTION_DENSE, EXECUTION_MASKED):  # nothing rounded: same nonzeros
+        assert count_nonzero(cm.model) == count_nonzero(model)
+
+
+class _RNNHead(nn.Module):
+    def __init__(self, cell: type[nn.Module]) -> None:
+        super().__init__()
+        self.rnn, self.fc = cell(4, 5), nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.rnn(x)[0])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize(("cell", "gates"), [(nn.GRU, 3), (nn.LSTM, 4)])
+def test_packed_torch_ao_weights_are_counted_by_name_and_zeros(cell: type[nn.Module],
+                                                               gates: int) -> None:
+    ao = pytest.importorskip("torch.ao.quantization")
+    model = _RNNHead(cell)
+    with torch.no_grad():
+        for name, param in model.named_parameters():  # |w| in [0.5, 1]: none rounds to 0
+            if "weight" in name:
+                param.copy_(param.sign() * (0.5 + 0.5 * torch.rand_like(param)))
+        model.rnn.weight_hh_l0.view(-1)[:7] = 0  # a zero quantizes to the zero point: stays 0
+        model.fc.weight[0] = 0  # 5 more
+    before = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    n_weights = sum(p.numel() for n, p in model.named_parameters() if ".weight" in n)
+    quantized = ao.quantize_dynamic(model, {cell, nn.Linear}, dtype=torch.qint8, inplace=False)
+    assert not list(quantized.parameters())  # nothing left for .parameters() to see
+    assert {n: tuple(t.shape) for n, t in deployed_tensors(quantized)} == before
+    assert count_params(quantized) == sum(p.numel() for p in model.parameters())
+    assert count_nonzero(quantized) == count_nonzero(model)
+    assert weight_sparsity(quantized) == weight_sparsity(model) == pytest.approx(12 / n_weights)
+    x = torch.randn(6, 1, 4)
+    assert count_macs(quantized, x)[0] == count_macs(model, x)[0] == 6 * (gates * 5 * 9 + 15)

@@ -1,11 +1,8 @@
 """Int8 kernels ("quant_int8_kernel"): outputs match the simulated int8 model, codes are stored."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from torch.utils import benchmark
 
 from compression import compress
 from compression.accounting import count_macs, prunable_tensors
@@ -76,14 +73,21 @@ def test_int8_kernel_models_count_the_same_dense_macs(make_model, family, backen
     assert count_macs(cm.model, z)[0] == count_macs(model, z)[0] > 0
 
 
-def test_latency_is_measured_whatever_it_is(make_model) -> None:
-    model = make_model("vae")
-    cm = compress(model, Int8KernelConfig())
-    z = model.latent(8, torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        timer = benchmark.Timer("m(z)", globals={"m": cm.model, "z": z}, num_threads=1)
-        seconds = timer.timeit(5).median
-    assert math.isfinite(seconds) and seconds > 0
+@pytest.mark.parametrize("backend", ["auto", "torch.ao-dynamic"])
+def test_int8_models_repeat_exactly_under_inference_mode(make_model, family, backend) -> None:
+    # What latency timing relies on: every timed call of the deployed int8 model does the same
+    # work and gives the same output (speed itself is measured in benchmarks/, not asserted here).
+    cm = compress(make_model(family), Int8KernelConfig(backend=backend))
+    z = cm.model.latent(8, torch.Generator().manual_seed(0))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            first, second = cm.model(z), cm.model(z)
+    finally:
+        torch.set_num_threads(previous)
+    assert first.shape == (8, *cm.model.image_shape) and bool(torch.isfinite(first).all())
+    assert torch.equal(first, second)
 
 
 @pytest.mark.parametrize("kwargs,match", [({"backend": "onnx"}, "backend"),

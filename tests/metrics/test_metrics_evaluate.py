@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from vae_closed_form import log_px, simulate_iwae_gap
 
 from bench.metrics.evaluate import EvalSettings, QualityEvaluator, make_feature_fn
-from bench.schema import QUALITY_COLUMNS
+from bench.schema import CI_SUFFIXES, INTERVAL_COLUMNS, QUALITY_COLUMNS
 
 SHAPE = (1, 8, 8)
 SAMPLE_KEYS = {
@@ -25,7 +27,7 @@ SAMPLE_KEYS = {
     "coverage",
 }
 SETTINGS = EvalSettings(
-    n_samples=64, kid_subsets=5, kid_subset_size=32, iwae_k=4, n_recon=40, seed=0
+    n_samples=64, kid_subsets=5, kid_subset_size=32, iwae_k=4, n_recon=40, bootstrap=50, seed=0
 )
 
 
@@ -105,7 +107,8 @@ def evaluator() -> QualityEvaluator:
     torch.manual_seed(0)
     net = FeatureCNN().eval()
     test_x = torch.rand(80, *SHAPE, generator=torch.Generator().manual_seed(1))
-    return QualityEvaluator(make_feature_fn(net), test_x, SETTINGS)
+    floor_x = torch.rand(100, *SHAPE, generator=torch.Generator().manual_seed(2))
+    return QualityEvaluator(make_feature_fn(net), test_x, SETTINGS, floor_x=floor_x)
 
 
 def test_features_are_batch_size_independent() -> None:
@@ -126,17 +129,58 @@ def test_keys_per_family_and_drift(
 ) -> None:
     model = model_cls()
     metrics = evaluator.evaluate(model)
-    assert set(metrics) == SAMPLE_KEYS | extra and set(metrics) <= set(QUALITY_COLUMNS)
+    values = SAMPLE_KEYS | extra
+    intervals = {m + s for m in values - {"kid_proxy_std"} for s in CI_SUFFIXES}
+    assert set(metrics) == values | intervals and set(metrics) <= set(QUALITY_COLUMNS) | set(
+        INTERVAL_COLUMNS
+    )
     with_baseline = evaluator.evaluate(model, baseline=copy.deepcopy(model))
     assert with_baseline["output_drift_mse"] == 0.0
-    assert {k: v for k, v in with_baseline.items() if k != "output_drift_mse"} == metrics
+    drift = {"output_drift_mse", "output_drift_mse_ci_low", "output_drift_mse_ci_high"}
+    deltas = {k: v for k, v in with_baseline.items() if "_delta" in k}
+    assert set(deltas) == {c for c in INTERVAL_COLUMNS if c.split("_delta")[0] in values}
+    assert {k: v for k, v in with_baseline.items() if k not in drift | set(deltas)} == metrics
 
 
-def test_vae_likelihoods_are_ordered(evaluator: QualityEvaluator) -> None:
-    metrics = evaluator.evaluate(TinyVAE())
-    # IWAE with k = 4 is a tighter bound than the ELBO (checked loosely on 40 images).
-    assert metrics["nll_iwae_nats"] <= -metrics["elbo_nats"] + 1.0
-    assert metrics["recon_bce_nats"] > 0
+def _closed_form_vae(mu: float) -> tuple[TinyVAE, torch.Tensor]:
+    """TinyVAE with p(x|z) = Bernoulli(sigmoid(logits)) free of z and q(z|x) = N(mu 1, I)."""
+    model, logits = TinyVAE(), torch.linspace(-2.0, 2.0, 64)
+    with torch.no_grad():
+        model.net.weight.zero_()
+        model.net.bias.copy_(logits)
+        model.enc.weight.zero_()
+        model.enc.bias.copy_(torch.tensor([mu] * 4 + [0.0] * 4))
+    return model, logits.double().view(SHAPE)
+
+
+def test_vae_likelihoods_equal_log_px_when_q_is_the_prior(evaluator: QualityEvaluator) -> None:
+    # q = p(z) and a decoder free of z: every importance weight is p(x), so ELBO = L_k = log p(x)
+    # and the reconstruction BCE is -log p(x), averaged over test_x[:n_recon] (not all 80).
+    model, logits = _closed_form_vae(0.0)
+    metrics = evaluator.evaluate(model)
+    expected = log_px(logits, evaluator.test_x[: SETTINGS.n_recon]).mean().item()
+    assert metrics["elbo_nats"] == pytest.approx(expected, rel=1e-6)
+    assert metrics["nll_iwae_nats"] == pytest.approx(-expected, rel=1e-6)
+    assert metrics["recon_bce_nats"] == pytest.approx(-expected, rel=1e-6)
+
+
+def test_vae_iwae_estimate_matches_reference_between_elbo_and_log_px() -> None:
+    # q = N(1, I) over 4 dims: KL = 2 nats, so ELBO = log p(x) - 2 exactly. -nll_iwae_nats is the
+    # mean of L_4 over n_recon images: within 5 standard errors of E[L_4] by numpy Monte Carlo,
+    # which lies strictly between the ELBO and log p(x) (E[L_1] = ELBO <= E[L_4] <= log p(x)).
+    n = 2000
+    test_x = torch.rand(n, *SHAPE, generator=torch.Generator().manual_seed(2))
+    settings = dataclasses.replace(SETTINGS, n_recon=n)
+    metrics = QualityEvaluator(make_feature_fn(FeatureCNN()), test_x, settings).evaluate(
+        _closed_form_vae(1.0)[0]
+    )
+    expected = log_px(_closed_form_vae(1.0)[1], test_x).mean().item()
+    assert metrics["elbo_nats"] == pytest.approx(expected - 2.0, rel=1e-6)
+    assert metrics["recon_bce_nats"] == pytest.approx(-expected, rel=1e-6)
+    ref_mean, ref_sd = simulate_iwae_gap(torch.ones(4), torch.zeros(4), settings.iwae_k)
+    tolerance = 5 * ref_sd * math.sqrt(1 / n + 1 / 20_000)
+    assert -2.0 + 5 * tolerance < ref_mean < -5 * tolerance  # the check can tell k = 1 from k = 4
+    assert -metrics["nll_iwae_nats"] - expected == pytest.approx(ref_mean, abs=tolerance)
 
 
 def test_same_seed_same_metrics_and_common_random_numbers(evaluator: QualityEvaluator) -> None:
@@ -175,8 +219,13 @@ def test_compressed_wrapper_is_unwrapped(evaluator: QualityEvaluator) -> None:
 def test_floor_is_cached_and_finite(evaluator: QualityEvaluator) -> None:
     floor = evaluator.floor()
     assert set(floor) == SAMPLE_KEYS and all(np.isfinite(v) for v in floor.values())
+    assert set(evaluator.floor_spread()) == SAMPLE_KEYS
+    assert "64 real images" in evaluator.floor_method()
     floor["fid_proxy"] = -1.0  # a copy: callers cannot corrupt the cached floor
     assert evaluator.floor()["fid_proxy"] > 0
+    no_pool = QualityEvaluator(evaluator.feature_fn, evaluator.test_x, SETTINGS)
+    with pytest.raises(ValueError, match="floor_x"):
+        no_pool.floor()
 
 
 def test_non_finite_output_raises(evaluator: QualityEvaluator) -> None:

@@ -1,4 +1,4 @@
-"""Frechet distance: closed forms, invariances, finite-sample bias, agreement with sqrtm."""
+"""Frechet distance: closed forms, invariances, finite-sample bias, agreement with pytorch-fid."""
 
 from __future__ import annotations
 
@@ -40,13 +40,27 @@ def test_equal_random_covariance_is_squared_mean_gap() -> None:
     assert frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(shift @ shift, rel=1e-8)
 
 
-def test_diagonal_closed_form() -> None:
+@pytest.mark.parametrize("rotate", [False, True])
+def test_commuting_covariances_closed_form(rotate: bool) -> None:
+    # S1 = Q diag(a) Q^T, S2 = Q diag(b) Q^T commute, so (S1 S2)^(1/2) = Q diag(sqrt(ab)) Q^T and
+    # d^2 = ||mu1 - mu2||^2 + sum (sqrt(a) - sqrt(b))^2; with Q random the matrices are dense.
     rng = np.random.default_rng(2)
     mu1, mu2 = rng.normal(size=50), rng.normal(size=50)
     v1, v2 = rng.uniform(0.1, 3.0, size=50), rng.uniform(0.1, 3.0, size=50)
+    q = np.linalg.qr(rng.normal(size=(50, 50)))[0] if rotate else np.eye(50)
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
-    got = frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
-    assert abs(got - expected) <= 1e-10 * expected
+    got = frechet_distance(mu1, q @ np.diag(v1) @ q.T, mu2, q @ np.diag(v2) @ q.T)
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_non_commuting_2x2_by_hand() -> None:
+    # For 2x2 M = S1 S2 with eigenvalues l1, l2 >= 0: Tr M^(1/2) = sqrt(l1) + sqrt(l2)
+    # = sqrt(Tr M + 2 sqrt(det M)). S1 = [[2, 1], [1, 2]], S2 = diag(1, 4): Tr S1 S2 = 10,
+    # det S1 det S2 = 12, so d^2 = (1 + 4) + (4 + 5) - 2 sqrt(10 + 4 sqrt 3) = 25 + 9 - 8.2288.
+    s1, s2 = np.array([[2.0, 1.0], [1.0, 2.0]]), np.diag([1.0, 4.0])
+    mu1, mu2 = np.array([1.0, 2.0]), np.array([0.0, 0.0])
+    expected = 5.0 + 9.0 - 2.0 * np.sqrt(10.0 + 4.0 * np.sqrt(3.0))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -97,12 +111,30 @@ def test_statistics_use_n_minus_1() -> None:
     np.testing.assert_allclose(sigma, [[2.0, 0.0], [0.0, 0.0]])  # N-1 = 1, not N = 2
 
 
-def test_fid_proxy_is_frechet_of_statistics() -> None:
-    rng = np.random.default_rng(9)
-    a, b = rng.normal(size=(100, 8)), rng.normal(size=(120, 8)) * 2
-    assert fid_proxy(a, b) == frechet_distance(
-        *features_to_statistics(a), *features_to_statistics(b)
-    )
+@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # scipy >= 1.16
+@pytest.mark.parametrize("n_a, n_b, d, seed", [(100, 120, 8, 9), (300, 200, 64, 10)])
+def test_fid_proxy_agrees_with_pytorch_fid(n_a: int, n_b: int, d: int, seed: int) -> None:
+    # The reference implementation end to end: np.mean / np.cov(rowvar=False) statistics as in
+    # pytorch_fid.fid_score.calculate_activation_statistics, then its calculate_frechet_distance.
+    fid_score = pytest.importorskip("pytorch_fid.fid_score")
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n_a, d)) @ rng.normal(size=(d, d))
+    b = rng.normal(size=(n_b, d)) @ rng.normal(size=(d, d)) * 1.5 + 0.3
+    stats = [(f.mean(axis=0), np.cov(f, rowvar=False)) for f in (a, b)]
+    reference = fid_score.calculate_frechet_distance(*stats[0], *stats[1])
+    assert reference > 1.0
+    assert fid_proxy(a, b) == pytest.approx(reference, rel=1e-7)
+
+
+def test_fid_proxy_of_shifted_and_scaled_features() -> None:
+    # Features b = a + c: same covariance, d^2 = ||c||^2. Features b = k a (k > 0): N(k mu, k^2 S)
+    # against N(mu, S) gives (k - 1)^2 (||mu||^2 + Tr S), since Tr (k^2 S^2)^(1/2) = k Tr S.
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(150, 12)) @ rng.normal(size=(12, 12)) + rng.normal(size=12)
+    shift = rng.normal(size=12)
+    assert fid_proxy(a, a + shift) == pytest.approx(shift @ shift, rel=1e-9)
+    mean, trace = a.mean(axis=0), np.trace(np.cov(a, rowvar=False))
+    assert fid_proxy(a, 2.5 * a) == pytest.approx(1.5**2 * (mean @ mean + trace), rel=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 
 from bench.metrics.quality import (
     density_coverage,
+    fid_proxy,
     kid,
     kth_neighbour_radii,
     mmd2_unbiased,
@@ -117,22 +118,36 @@ def test_density_coverage_of_a_collapsed_generator() -> None:
     assert coverage < 0.2
 
 
-def test_real_floor_is_reproducible_and_at_the_sampling_noise() -> None:
+def test_real_floor_is_reproducible_and_at_the_cells_size() -> None:
     rng = np.random.default_rng(7)
     d, n = 8, 400
-    real = rng.normal(size=(n, d))
+    reference, pool = rng.normal(size=(n, d)), rng.normal(size=(3 * n, d))
     settings = {"kid_subsets": 5, "kid_subset_size": 100}
-    floor = real_floor(real, seed=0, **settings)
-    assert floor == real_floor(real, seed=0, **settings)
-    assert floor != real_floor(real, seed=1, **settings)
-    assert set(floor) == {
-        "fid_proxy",
-        "kid_proxy",
-        "kid_proxy_std",
-        "precision",
-        "recall",
-        "density",
-        "coverage",
-    }
-    # Two disjoint halves of N/2 from one Gaussian: FD ~ d(d+5)/(2 * N/2) = 0.26 (loose: one draw).
-    assert d * (d + 5) / n / 3 < floor["fid_proxy"] < 3 * d * (d + 5) / n
+    mean, spread = real_floor(reference, pool, n, repeats=10, seed=0, **settings)
+    assert (mean, spread) == real_floor(reference, pool, n, repeats=10, seed=0, **settings)
+    assert mean != real_floor(reference, pool, n, repeats=10, seed=1, **settings)[0]
+    keys = {"fid_proxy", "kid_proxy", "kid_proxy_std", "precision", "recall", "density", "coverage"}
+    assert set(mean) == set(spread) == keys
+    assert all(v > 0 for k, v in spread.items() if k != "kid_proxy_std")
+    # n vs n from one Gaussian: E[FD] ~ 2d/n (means) + d(d+1)/(2n) (covariances) = d(d+5)/(2n).
+    expected = d * (d + 5) / (2 * n)
+    assert expected / 2 < mean["fid_proxy"] < 2 * expected
+
+
+def test_real_floor_at_n_is_half_the_old_halves_figure() -> None:
+    # FD's bias is ~ (1/n_a + 1/n_b): n vs n gives about half of what n/2 vs n/2 gave (the old
+    # floor compared two halves of the test set). Averaged over draws so the ratio is stable.
+    rng = np.random.default_rng(11)
+    d, n, settings = 8, 300, {"kid_subsets": 2, "kid_subset_size": 50}
+    at_n, halves = [], []
+    for _ in range(20):
+        reference, pool = rng.normal(size=(n, d)), rng.normal(size=(2 * n, d))
+        at_n.append(real_floor(reference, pool, n, repeats=2, **settings)[0]["fid_proxy"])
+        halves.append(fid_proxy(reference[: n // 2], reference[n // 2 :]))
+    assert np.mean(at_n) / np.mean(halves) == pytest.approx(0.5, abs=0.1)
+
+
+def test_real_floor_rejects_a_small_pool() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="pool"):
+        real_floor(rng.normal(size=(50, 3)), rng.normal(size=(20, 3)), 30)

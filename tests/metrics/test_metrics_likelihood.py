@@ -8,8 +8,16 @@ import math
 import pytest
 import torch
 from torch import nn
+from vae_closed_form import VAES, build_closed_form, gaussian_kl, log_px, simulate_iwae_gap
 
-from bench.metrics.likelihood import elbo_nats, iwae_bound, nll_iwae_nats, output_drift, reconstruct
+from bench.metrics.likelihood import (
+    elbo_nats,
+    iwae_bound,
+    nll_iwae_nats,
+    output_drift,
+    recon_bce_nats,
+    reconstruct,
+)
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -149,3 +157,39 @@ def test_output_drift_on_reconstructions() -> None:
     assert output_drift(variant, baseline, x=x, batch_size=32) == pytest.approx(expected, rel=1e-10)
     with pytest.raises(ValueError, match="exactly one"):
         output_drift(variant, baseline, z=x, x=x)
+
+
+@pytest.mark.parametrize("family", VAES)
+def test_registered_vae_with_prior_posterior_gives_log_px_for_every_k(family: str) -> None:
+    # q(z|x) = p(z), p(x|z) = p(x) (tests/vae_closed_form.py): every bound equals log p(x).
+    model, logits = build_closed_form(family, torch.zeros(6), torch.zeros(6))
+    x = torch.rand(7, 1, 28, 28, generator=_gen(1))
+    expected = log_px(logits, x).mean().item()  # about -600 nats; float32 sums: ~5e-5
+    assert recon_bce_nats(model, x, batch_size=3) == pytest.approx(-expected, rel=1e-6, abs=1e-4)
+    assert elbo_nats(model, x, _gen(2), batch_size=3) == pytest.approx(expected, rel=1e-6, abs=1e-4)
+    for k in (1, 4, 16):
+        bound = iwae_bound(model, x, k, _gen(k), batch_size=32)
+        assert bound == pytest.approx(expected, rel=1e-6, abs=1e-4)
+    assert nll_iwae_nats(model, x, 4, _gen(4)) == pytest.approx(-expected, rel=1e-6, abs=1e-4)
+
+
+@pytest.mark.parametrize("family", VAES)
+def test_registered_vae_bounds_match_closed_form_kl_and_reference_iwae(family: str) -> None:
+    # q = N(m, diag(s^2)) for every x, decoder free of z: ELBO = log p(x) - KL exactly, and
+    # L_k - log p(x) = log mean_i p(z_i) / q(z_i) has the law simulate_iwae_gap samples with
+    # numpy. Averaged over n images, L_k must sit within 5 standard errors of that reference mean.
+    mu, logvar = torch.tensor([0.8, -0.6, 0.4, 1.0]), torch.tensor([-0.5, 0.3, 0.0, -0.2])
+    model, logits = build_closed_form(family, mu, logvar)
+    n = 2000
+    x = torch.rand(n, 1, 28, 28, generator=_gen(1))
+    expected, kl = log_px(logits, x).mean().item(), gaussian_kl(mu, logvar)
+    assert elbo_nats(model, x, _gen(2)) == pytest.approx(expected - kl, rel=1e-6, abs=1e-4)
+    assert recon_bce_nats(model, x) == pytest.approx(-expected, rel=1e-6, abs=1e-4)
+    gaps = []
+    for k in (1, 4, 16):
+        ref_mean, ref_sd = simulate_iwae_gap(mu, logvar, k)
+        gap = iwae_bound(model, x, k, _gen(k)) - expected
+        assert abs(gap - ref_mean) < 5 * ref_sd * math.sqrt(1 / n + 1 / 20_000), (k, gap, ref_mean)
+        gaps.append(gap)
+    # E[L_1] = -KL; the bound tightens with k and stays below log p(x) (here by > 10 SE each).
+    assert gaps[0] == pytest.approx(-kl, abs=0.2) and gaps[0] < gaps[1] < gaps[2] < 0

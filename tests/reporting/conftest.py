@@ -22,17 +22,18 @@ def results_dir(make_results_dir: Callable[..., Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def reported_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(baseline, current) where current's gan 8-bit FID is 30% worse and `genbench report
-    current --baseline baseline` has run once (it drew the plots and tables itself): plot and
-    report tests read these files, so the slow drawing happens once per session."""
+    """(baseline, current), both with one unstable latency row, where current's gan 8-bit FID
+    is 30% worse and `genbench report current --baseline baseline` has run once (it drew the
+    plots and tables itself): plot and report tests read these files, so the slow drawing
+    happens once per session."""
     import pandas as pd
 
     from bench import schema
     from bench.report import build_report
 
     root = tmp_path_factory.mktemp("reported")
-    baseline = write_results_dir(root / "baseline")
-    current = write_results_dir(root / "current")
+    baseline = write_results_dir(root / "baseline", unstable=True)
+    current = write_results_dir(root / "current", unstable=True)
     results = pd.read_csv(current / schema.RESULTS_FILE)
     worse = results["cell_id"].str.startswith("gan3s")
     results.loc[worse, "fid_proxy"] *= 1.3

@@ -26,6 +26,26 @@ def test_report_embeds_every_plot(reported_run: tuple[Path, Path]) -> None:
         assert text in page, text
 
 
+def test_report_says_what_is_uncertain(reported_run: tuple[Path, Path]) -> None:
+    page = (reported_run[1] / "report.html").read_text()
+    # Unstable latency rows counted; the floor as mean ± spread at the cells' sample size.
+    assert "<td>unstable latency rows</td><td>1 (relative IQR" in page
+    assert "Real-vs-real floors at n=1000" in page
+    assert "<td>speedup noise, gan</td><td>0.990 to 1.010 (baseline timed against itself" in page
+    assert "<td>fid_proxy</td><td>0.5 ± 0.05</td>" in page
+    # Cell notes, readable: the collapsed gan cell (every seed) and the simulated layers.
+    notes = page[page.index("<h2>Cell notes</h2>"):]
+    notes = notes[:notes.index("</section>")]
+    collapsed = "gan/prune_magnitude [global, sparsity 0.9] (mnist5k)</td><td>0</td><td>" \
+                "COLLAPSED: the same output for every latent (per-pixel std over latents " \
+                "3e-08); fully pruned tensors: deconv2.weight</td>"
+    assert collapsed in notes
+    assert notes.count("simulated layers: fc, deconv1, deconv2") == 11  # 4 quant cells x 3 - 1
+    assert "{" not in notes  # no raw JSON
+    # The tables carry their legend: what ± means, the noise mark.
+    assert "95% interval" in page and "within noise" in page
+
+
 def _render(page: Path, tmp_path: Path) -> str:
     """The DOM after load, dumped by headless Chromium."""
     command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",

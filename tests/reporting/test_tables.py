@@ -1,4 +1,5 @@
-"""Tables: number formatting, bold on the true best, mean ± std, golden Markdown/LaTeX."""
+"""Tables: number formats per column, bold only beyond the intervals, noise and collapse marks,
+unstable latency, legend lines, golden Markdown/LaTeX."""
 from __future__ import annotations
 
 import os
@@ -7,16 +8,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_results import UNSTABLE_SPEEDUP
 
 from bench import schema
-from bench.loading import compact_setting_labels, load_results_dir, setting_label
+from bench.loading import (
+    compact_setting_labels,
+    load_results_dir,
+    seed_summary,
+    setting_label,
+    with_latency,
+)
 from bench.tables import (
     COLUMNS,
+    NOISE_MARK,
     PLUS_MINUS,
     best_mask,
+    column_decimals,
     family_tables,
     format_value,
     latex_escape,
+    to_html,
     to_latex,
     to_markdown,
     write_tables,
@@ -25,15 +36,28 @@ from bench.tables import (
 GOLDEN = Path(__file__).parent / "golden"
 
 
-@pytest.mark.parametrize(("mean", "std", "text"), [
-    (12.345, 0.4321, f"12.3 {PLUS_MINUS} 0.4"),
-    (-95.123, 1.27, f"-95.1 {PLUS_MINUS} 1.3"),
-    (0.0012345, float("nan"), "0.00123"),
-    (1234.5, 10.0, f"1234 {PLUS_MINUS} 10"),
-    (float("nan"), 1.0, "-"),
+@pytest.mark.parametrize(("value", "half_width", "decimals", "text"), [
+    (12.345, 0.4321, 1, f"12.3 {PLUS_MINUS} 0.4"),
+    (-95.123, 1.27, 1, f"-95.1 {PLUS_MINUS} 1.3"),
+    (0.0012345, float("nan"), 5, "0.00123"),
+    (1234.5, 10.0, 0, f"1234 {PLUS_MINUS} 10"),      # banker's rounding of .5 as Python does
+    (20.0, 0.02, 1, f"20.0 {PLUS_MINUS} 0.02"),      # a half-width never prints as 0
+    (-0.01, 0.5, 1, f"0.0 {PLUS_MINUS} 0.5"),        # no "-0.0"
+    (float("nan"), 1.0, 2, "-"),
 ])
-def test_format_value(mean: float, std: float, text: str) -> None:
-    assert format_value(mean, std) == text
+def test_format_value(value: float, half_width: float, decimals: int, text: str) -> None:
+    assert format_value(value, half_width, decimals) == text
+
+
+@pytest.mark.parametrize(("values", "decimals"), [
+    ([19.9, 20.9, 31.8, 1198.0], 1),     # 3 significant digits of the median (26.35)
+    ([0.400, 0.222, 0.0667, 0.103], 3),  # median 0.16 -> 3, smallest 0.0667 -> 2 sig = 3
+    ([0.4, 0.0053], 4),                  # the smallest keeps 2 significant digits
+    ([0.0104, 0.0159, 1e-9], 4),         # ~0 next to the rest does not set the format
+    ([np.nan, 0.0], 2),
+])
+def test_column_decimals(values: list[float], decimals: int) -> None:
+    assert column_decimals(np.array(values)) == decimals
 
 
 @pytest.mark.parametrize(("values", "direction", "expected"), [
@@ -43,48 +67,147 @@ def test_format_value(mean: float, std: float, text: str) -> None:
     ([np.nan, 5.0, 4.0], -1, [False, False, True]),
     ([np.nan, 5.0, np.nan], -1, [False, False, False]),
 ])
-def test_best_mask(values: list[float], direction: int, expected: list[bool]) -> None:
+def test_best_mask_without_intervals(values: list[float], direction: int,
+                                     expected: list[bool]) -> None:
     assert best_mask(np.array(values), direction).tolist() == expected
 
 
+@pytest.mark.parametrize(("low", "high", "expected"), [
+    ([0.5, 1.9, 2.5], [1.5, 2.1, 3.5], [True, False, False]),   # 1.5 < 1.9: clear
+    ([0.5, 1.4, 2.5], [1.5, 2.6, 3.5], [False, False, False]),  # overlaps the runner-up
+    ([0.5, 1.9, 1.4], [1.5, 2.1, 4.6], [False, False, False]),  # overlaps the third
+    ([0.5, 1.5, 2.5], [1.5, 2.5, 3.5], [False, False, False]),  # touching is overlap
+    ([1.0, 2.0, 3.0], [np.nan, np.nan, np.nan], [True, False, False]),  # points
+])
+def test_best_mask_bolds_only_beyond_every_interval(low, high, expected) -> None:
+    values = np.array([1.0, 2.0, 3.0])  # lower is better
+    assert best_mask(values, -1, np.array(low), np.array(high)).tolist() == expected
+    # Higher-is-better mirrors it.
+    assert best_mask(-values, +1, -np.array(high), -np.array(low)).tolist() == expected
+
+
+def test_best_mask_skips_ineligible_rows() -> None:
+    values, eligible = np.array([1.0, 2.0, 3.0]), np.array([False, True, True])
+    assert best_mask(values, -1, eligible=eligible).tolist() == [False, True, False]
+
+
 def test_latex_escape() -> None:
-    assert latex_escape("prune_magnitude 50% & #1 ±") == (
-        r"prune\_magnitude 50\% \& \#1 $\pm$")
+    assert latex_escape(f"prune_magnitude 50% & #1 {PLUS_MINUS} {NOISE_MARK}") == (
+        r"prune\_magnitude 50\% \& \#1 $\pm$ $\approx$")
 
 
-def test_tables_bold_the_true_best_and_report_mean_std(results_dir: Path) -> None:
-    run = load_results_dir(results_dir)
-    ok = run.ok()
+def _column(table, header: str) -> list[str]:
+    j = table.headers.index(header)
+    return [row[j] for row in table.rows]
+
+
+def test_bold_never_overlaps_another_interval(make_results_dir) -> None:
+    run = load_results_dir(make_results_dir(unstable=True))
     for family, table in family_tables(run).items():
+        rows = with_latency(run, run.ok()[run.ok()["family"] == family])
+        summary = seed_summary(rows, [c.source for c in COLUMNS if c.source in rows])
         for column in COLUMNS:
-            if column.header not in table.headers or column.source not in ok:
+            if column.header not in table.headers:
                 continue
             j = table.headers.index(column.header)
-            rows = ok[ok["family"] == family]
-            means = rows.groupby(["method", "sparsity_target", "bits"], sort=False)[
-                column.source].mean()
-            best = means.max() if schema.DIRECTIONS[column.direction_of] > 0 else means.min()
-            bolded = [row[j] for row, marks in zip(table.rows, table.bold, strict=True) if marks[j]]
-            if means.nunique() > 1:
-                assert bolded, (family, column.header)
-                for text in bolded:
-                    assert float(text.split(PLUS_MINUS)[0]) == pytest.approx(
-                        best * column.scale, rel=5e-3), (family, column.header)
-    # Known mean ± std: gan baseline FID over seeds 0,1,2 = 20*(0.99, 1.0, 1.01).
+            sign = schema.DIRECTIONS[column.direction_of]
+            low = sign * summary[f"{column.source}_low"].fillna(summary[f"{column.source}_mean"])
+            high = sign * summary[f"{column.source}_high"].fillna(
+                summary[f"{column.source}_mean"])
+            worst_side, best_side = np.minimum(low, high), np.maximum(low, high)
+            for i, marks in enumerate(table.bold):
+                if marks[j]:
+                    others = [k for k in range(len(table.rows)) if k != i
+                              and np.isfinite(summary[f"{column.source}_mean"].iloc[k])]
+                    assert worst_side.iloc[i] > best_side.iloc[others].max(), (family, column)
+    # Something is bold (not a vacuous check): 4-bit has the clearly smallest file.
     gan = family_tables(run)["gan"]
-    fid = gan.headers.index("FID-proxy")
+    assert gan.bold[4][gan.headers.index("Size (MB)")]
+    # The FID baseline (20.0 +/- 0.5) overlaps 8-bit (20.4 +/- 0.6): not bold although lowest.
+    assert not any(marks[gan.headers.index("FID-proxy")] for marks in gan.bold)
+
+
+def test_known_mean_and_interval(results_dir: Path) -> None:
+    # gan baseline FID over seeds 0,1,2 = 20*(0.99, 1.0, 1.01), bootstrap h_i = 0.02 x_i:
+    # hw = sqrt(mean(h_i^2)/3 + t2^2 * 0.04/3) = 0.548.
+    gan = family_tables(load_results_dir(results_dir))["gan"]
     assert gan.rows[0][:2] == ["baseline", "fp32"]
-    assert gan.rows[0][fid] == f"20.0 {PLUS_MINUS} 0.2"
-    # The failed vae seed is excluded and named.
-    assert "failed" in family_tables(run)["vae"].note
-    assert "ELBO (nats)" not in gan.headers and "ELBO (nats)" in family_tables(run)["vae"].headers
+    assert _column(gan, "FID-proxy")[0] == f"20.0 {PLUS_MINUS} 0.5"
+    assert _column(gan, "Size (MB)")[0] == "0.400"  # the same in every seed: no interval
+    vae = family_tables(load_results_dir(results_dir))["vae"]
+    assert any("failed" in note for note in vae.notes)  # the failed vae seed is named
+    assert "ELBO (nats)" not in gan.headers and "ELBO (nats)" in vae.headers
 
 
-def test_one_seed_prints_the_value_alone(make_results_dir) -> None:
-    run = load_results_dir(make_results_dir(seeds=[0]))
-    table = family_tables(run)["gan"]
-    assert table.rows[0][table.headers.index("FID-proxy")] == "19.8"  # 20 * (1 - 0.01)
-    assert PLUS_MINUS not in to_markdown(table)
+@pytest.mark.parametrize("seeds", [[0], [0, 1, 2]])
+def test_within_noise_changes_are_marked(make_results_dir, seeds: list[int]) -> None:
+    # 8-bit quant: a 2% change with a paired half-width of 4% (per seed) includes 0; the
+    # 5%-worse 50% pruning excludes it; the baseline is never marked.
+    vae = family_tables(load_results_dir(make_results_dir(seeds=seeds)))["vae"]
+    for header in ("FID-proxy", "KID", "ELBO (nats)"):
+        cells = _column(vae, header)
+        assert cells[3].startswith(NOISE_MARK + " "), (header, cells[3])
+        assert not cells[0].startswith(NOISE_MARK) and not cells[1].startswith(NOISE_MARK)
+    assert any(note.startswith(NOISE_MARK) for note in vae.notes)  # the legend line
+    assert not any(c.startswith(NOISE_MARK) for c in _column(vae, "Size (MB)"))
+
+
+def test_collapsed_cell_is_flagged_and_never_best(make_results_dir) -> None:
+    directory = make_results_dir()
+    frame = pd.read_csv(directory / schema.RESULTS_FILE)
+    collapsed = frame["cell_id"].str.startswith("gan2s")
+    # Give the collapsed cell the best FID by far (as precision 1.0 looked best in the issue).
+    for column, value in (("fid_proxy", 1.0), ("fid_proxy_ci_low", 0.9),
+                          ("fid_proxy_ci_high", 1.1)):
+        frame.loc[collapsed, column] = value
+    frame.to_csv(directory / schema.RESULTS_FILE, index=False)
+    gan = family_tables(load_results_dir(directory))["gan"]
+    assert _column(gan, "Setting")[2] == "global, sparsity 0.9 (collapsed)"
+    assert not gan.bold[2][gan.headers.index("FID-proxy")]
+    assert any(note.startswith("collapsed:") for note in gan.notes)
+    # Without the flag the same numbers would be bold: the check above can fail.
+    frame.loc[collapsed, "collapsed"] = False
+    frame.to_csv(directory / schema.RESULTS_FILE, index=False)
+    gan = family_tables(load_results_dir(directory))["gan"]
+    assert gan.bold[2][gan.headers.index("FID-proxy")]
+    assert "collapsed" not in _column(gan, "Setting")[2]
+
+
+def test_collapsed_in_some_seeds_says_how_many(make_results_dir) -> None:
+    directory = make_results_dir()
+    frame = pd.read_csv(directory / schema.RESULTS_FILE)
+    frame.loc[frame["cell_id"] == "gan2s0", "collapsed"] = False
+    frame.to_csv(directory / schema.RESULTS_FILE, index=False)
+    gan = family_tables(load_results_dir(directory))["gan"]
+    assert _column(gan, "Setting")[2] == "global, sparsity 0.9 (collapsed in 2/3 seeds)"
+
+
+def test_unstable_latency_gives_no_speedup(make_results_dir) -> None:
+    # One seed: the 4-bit cell's only CPU row at batch 64 is unstable.
+    gan = family_tables(load_results_dir(make_results_dir(seeds=[2], unstable=True)))["gan"]
+    assert _column(gan, "Speedup")[4] == "unstable"
+    assert _column(gan, "p50 CPU (ms)")[4] == "unstable"
+    assert any("1 unstable row(s)" in note for note in gan.notes)
+    # Three seeds: the mean speedup is over the two stable seeds (1/0.7), never 0.3.
+    gan = family_tables(load_results_dir(make_results_dir("three", unstable=True)))["gan"]
+    assert _column(gan, "Speedup")[4] == "1.43 (1 unstable)"
+    assert _column(gan, "Speedup")[3] == "1.25"  # other cells: plain
+    assert f"{UNSTABLE_SPEEDUP}" not in "".join(_column(gan, "Speedup"))
+
+
+def test_legend_says_what_plus_minus_means_and_the_floor(make_results_dir) -> None:
+    one = family_tables(load_results_dir(make_results_dir(seeds=[0])))["gan"]
+    three = family_tables(load_results_dir(make_results_dir("three")))["gan"]
+    assert "95% interval" in one.notes[0] and "bootstrap over the 1000 samples" in one.notes[0]
+    assert "spread of the 3 seeds" in three.notes[0] and "seeds" not in one.notes[0]
+    floor = next(note for note in one.notes if note.startswith("Real-vs-real floor"))
+    assert "at n=1000" in floor and f"FID-proxy 0.500 {PLUS_MINUS} 0.050" in floor
+    noise = next(note for note in three.notes if note.startswith("Speedup noise"))
+    assert noise == ("Speedup noise (the baseline timed against itself, CPU, batch 64): "
+                     "0.990 to 1.010 over 3 measurement(s).")
+    # Every rendering carries the notes.
+    for render in (to_markdown, to_latex, to_html):
+        assert "Real-vs-real floor" in render(one)
 
 
 def test_write_tables_files(results_dir: Path) -> None:
@@ -108,6 +231,9 @@ def test_golden(family: str, suffix: str, render) -> None:
 def test_golden_input_is_what_the_schema_says() -> None:
     frame = pd.read_csv(GOLDEN / "input" / schema.RESULTS_FILE)
     assert list(frame.columns) == schema.RESULTS_COLUMNS
+    latency = pd.read_csv(GOLDEN / "input" / schema.LATENCY_FILE)
+    assert list(latency.columns) == schema.LATENCY_COLUMNS
+    assert (latency["status"] == schema.STATUS_UNSTABLE).sum() == 1
 
 
 def test_compact_labels_show_only_varying_extra_settings() -> None:

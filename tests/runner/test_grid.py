@@ -1,11 +1,15 @@
 """Cell ids: stable, distinct, and a function of everything that changes a cell's numbers."""
 from __future__ import annotations
 
-import pytest
-from conftest import TINY_TOML
+import ast
+import shutil
 
+import pytest
+from conftest import REPO, TINY_TOML
+
+import bench.grid as grid
 from bench.config import parse_config
-from bench.grid import CODE_VERSION, expand, train_keys
+from bench.grid import NOT_MEASURING, code_fingerprint, expand, measuring_sources, train_keys
 
 
 def _ids(text: str) -> list[str]:
@@ -57,5 +61,92 @@ def test_one_training_per_family_and_seed_whatever_the_sweep():
         ("tiny16", f, s) for f in ("gan", "vae") for s in (0, 1))
 
 
-def test_code_version_names_the_schema():
-    assert "schema" in CODE_VERSION
+def test_a_default_given_explicitly_is_the_same_cell():
+    # scope = "global" is prune_magnitude's default: ids hash the resolved config.
+    explicit = TINY_TOML.replace('method = "prune_magnitude"\nsparsity = [0.5]',
+                                 'method = "prune_magnitude"\nsparsity = [0.5]\nscope = ["global"]')
+    assert explicit != TINY_TOML and _ids(explicit) == _ids(TINY_TOML)
+
+
+@pytest.fixture(scope="module")
+def source_copy(tmp_path_factory):
+    """The three packages copied out of the checkout: no .git, no install."""
+    root = tmp_path_factory.mktemp("src")
+    for package in grid.FINGERPRINTED_PACKAGES:
+        shutil.copytree(REPO / package, root / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_fingerprint_reads_the_source_files_without_git(source_copy):
+    assert not (source_copy / ".git").exists()
+    # Fresh values, not the per-process cache: the checkout may be edited while tests run.
+    assert grid._installed_fingerprint.__wrapped__() == code_fingerprint(REPO)
+    assert code_fingerprint(source_copy) == code_fingerprint(REPO)
+    names = [name for name, _ in measuring_sources(source_copy)]
+    assert "compression/api.py" in names and "bench/metrics/quality.py" in names
+    assert "bench/runner.py" in names and "bench/plots/pareto.py" not in names
+
+
+def _ids_of_copy(root, monkeypatch) -> list[str]:
+    monkeypatch.setattr(grid, "code_fingerprint", lambda: grid._digest(measuring_sources(root)))
+    return _ids(TINY_TOML)
+
+
+@pytest.mark.parametrize("edited,changes", [
+    ("compression/pruning.py", True),
+    ("compression/quantization/ptq.py", True),
+    ("genmodels/train.py", True),
+    ("bench/metrics/quality.py", True),
+    ("bench/runner.py", True),
+    ("bench/schema.py", True),
+    ("bench/plots/pareto.py", False),
+    ("bench/tables.py", False),
+    ("bench/report.py", False),
+    ("bench/cli.py", False),
+    ("bench/sweep.py", False),
+])
+def test_editing_a_source_file_changes_ids_only_if_it_measures(edited, changes, tmp_path,
+                                                               source_copy, monkeypatch):
+    root = tmp_path / "src"
+    shutil.copytree(source_copy, root)
+    before = _ids_of_copy(root, monkeypatch)
+    with (root / edited).open("a") as handle:
+        handle.write("\n# an edit\n")
+    after = _ids_of_copy(root, monkeypatch)
+    assert len(after) == len(before) == 6
+    assert (set(after).isdisjoint(before)) if changes else (after == before)
+
+
+def test_a_new_module_counts_as_measuring(tmp_path, source_copy, monkeypatch):
+    root = tmp_path / "src"
+    shutil.copytree(source_copy, root)
+    before = _ids_of_copy(root, monkeypatch)
+    (root / "bench" / "plots" / "new_plot.py").write_text('"""A new plot."""\n')
+    assert _ids_of_copy(root, monkeypatch) == before
+    (root / "bench" / "new_metric.py").write_text('"""A new metric."""\n')
+    assert set(_ids_of_copy(root, monkeypatch)).isdisjoint(before)
+
+
+def test_not_measuring_names_existing_modules():
+    for name in NOT_MEASURING:
+        assert (REPO / name).exists(), f"{name} in NOT_MEASURING no longer exists"
+
+
+# Metadata a measuring module may read without its numbers depending on it.
+ALLOWED_IMPORTS = {"bench.environment", "bench.errors"}
+
+
+def test_measuring_modules_do_not_import_reporting_ones():
+    # Otherwise a "reporting" edit could change numbers while the ids stay.
+    excluded = {name.removesuffix(".py").replace("/", ".") for name in NOT_MEASURING}
+    for name, path in measuring_sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            bad = {x for x in excluded for m in modules if m == x or m.startswith(x + ".")}
+            assert not bad - ALLOWED_IMPORTS, f"{name} imports {bad}"

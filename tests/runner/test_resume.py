@@ -1,6 +1,7 @@
 """SIGKILL at chosen points of a real `genbench run`, then resume: nothing lost or doubled."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -95,3 +96,7 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_cell_set(point, tmp_pat
     capsys.readouterr()
     assert main(["run", "--config", str(config), "--out", str(out), "--quiet"]) == 0
     assert ", 3 already done, 0 run" in capsys.readouterr().out
+    # run.json kept all three invocations; the killed one is known to be dead.
+    log = json.loads((out / "run.json").read_text())["invocations"]
+    assert [i["status"] for i in log] == ["killed", "completed", "completed"]
+    assert log[0]["finished_at"] is None and log[2]["cells_run"] == 0

@@ -11,8 +11,9 @@ from conftest import TINY_TOML
 
 import genmodels.train as train
 from bench.config import parse_config
-from bench.grid import expand
-from bench.schema import LATENCY_COLUMNS, RESULTS_COLUMNS
+from bench.environment import git_state
+from bench.grid import code_fingerprint, expand
+from bench.schema import LATENCY_COLUMNS, RESULTS_COLUMNS, SCHEMA_VERSION
 from bench.sweep import run_sweep
 
 
@@ -78,12 +79,29 @@ def test_samples_share_the_same_latents(tiny_run):
 def test_run_json(tiny_run):
     out, _, _ = tiny_run
     run = json.loads((out / "run.json").read_text())
-    assert run["schema_version"] == 1 and run["config"]["name"] == "tiny"
+    assert run["schema_version"] == SCHEMA_VERSION and run["config"]["name"] == "tiny"
     assert run["finished_at"] >= run["started_at"]
     assert set(run["floors"]) >= {"fid_proxy", "kid_proxy", "precision", "recall"}
     assert 0 <= run["feature_net"]["test_accuracy"] <= 1
     assert run["environment"]["torch"] == torch.__version__
-    assert "git_commit" in run and "git_dirty" in run
+    assert (run["git_commit"], run["git_dirty"]) == git_state()
+    assert run["code_fingerprint"] == code_fingerprint()
+    (invocation,) = run["invocations"]
+    assert invocation["status"] == "completed" and invocation["cells_run"] == 6
+    assert invocation["code_fingerprint"] == code_fingerprint()
+
+
+def test_each_record_says_what_measured_it(tiny_run):
+    out, _, _ = tiny_run
+    results = pd.read_csv(out / "results.csv")
+    for cell_id in results["cell_id"]:
+        provenance = json.loads((out / "cells" / f"{cell_id}.json").read_text())["provenance"]
+        assert provenance["code_fingerprint"] == code_fingerprint()
+        assert (provenance["git_commit"], provenance["git_dirty"]) == git_state()
+        assert provenance["environment"]["torch"] == torch.__version__
+    steps = [json.loads(text) for text in results["pipeline_json"]]
+    assert sorted(len(s) for s in steps) == [0, 0, 1, 1, 1, 1]
+    assert all(s[0]["method"] == m for s, m in zip(steps, results["method"], strict=True) if s)
 
 
 def test_trainings_equal_families_times_seeds(tiny_run):
@@ -133,6 +151,10 @@ def test_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     again = _run(TINY_TOML, tmp_path, rerun_failed=True)
     assert again.ran == 2 and again.ok == 2
     assert set(pd.read_csv(tmp_path / "results.csv")["status"]) == {"ok"}
+    # Three invocations wrote into the directory: run.json names all of them.
+    log = json.loads((tmp_path / "run.json").read_text())["invocations"]
+    assert [(i["status"], i["cells_run"]) for i in log] == [("completed", 6), ("completed", 0),
+                                                             ("completed", 2)]
 
 
 def test_nan_model_is_a_failed_cell(tmp_path, monkeypatch):
