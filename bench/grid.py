@@ -6,13 +6,15 @@ of every module that decides a cell's numbers, read from the installed files (no
 editable install reads the checkout). Those are every `.py` file of the `compression`,
 `genmodels` and `bench` packages (models, data, training, compression methods, metrics/,
 measure.py, cell_*.py, runner.py, executors.py, grid.py, schema.py, config.py, validate.py, ...)
-except the modules in `NOT_MEASURING`, which only orchestrate, store, read or present results
-(sweep.py, invocations.py, store.py, environment.py, errors.py, loading.py, compare.py,
-history.py, tables.py, table_render.py, annotations.py, report.py, plots/, cli.py). So
-editing a plot keeps every result, and editing a metric or a method makes resume redo the cells
-(asv's per-benchmark code `version`, computed instead of bumped by hand). A new module counts as
-measuring until it is listed in NOT_MEASURING: the safe error is redoing work. Plugin modules
-($GENBENCH_PLUGINS) are not fingerprinted: put a version in their config if they change.
+and every file of their `assets/` folders (the shipped feature net's weights), except those in
+`NOT_MEASURING`, which only orchestrate, store, read or present results (sweep.py,
+invocations.py, store.py, environment.py, errors.py, loading.py, compare.py, history.py,
+tables.py, table_render.py, annotations.py, report.py, plots/, cli.py) or are configs whose
+content each cell hashes anyway (presets/). So editing a plot keeps every result, and editing a
+metric or a method makes resume redo the cells (asv's per-benchmark code `version`, computed
+instead of bumped by hand). A new module counts as measuring until it is listed in
+NOT_MEASURING: the safe error is redoing work. Plugin modules ($GENBENCH_PLUGINS) are not
+fingerprinted: put a version in their config if they change.
 """
 from __future__ import annotations
 
@@ -37,8 +39,11 @@ NOT_MEASURING = (
     "bench/__main__.py", "bench/annotations.py", "bench/cli.py", "bench/compare.py",
     "bench/environment.py", "bench/errors.py", "bench/history.py", "bench/invocations.py",
     "bench/loading.py", "bench/plots", "bench/report.py", "bench/store.py", "bench/sweep.py",
-    "bench/table_render.py", "bench/tables.py",
+    "bench/presets", "bench/table_render.py", "bench/tables.py",
 )
+# Data shipped inside a package (e.g. genmodels/assets/: the feature net's weights) decides
+# numbers as much as code does.
+ASSETS_DIR = "assets"
 BASELINE = "baseline"
 CELL_ID_LENGTH = 12
 
@@ -61,9 +66,12 @@ def measuring_sources(root: str | Path | None = None) -> list[tuple[str, Path]]:
     found = []
     for package in FINGERPRINTED_PACKAGES:
         base = _package_dir(package, None if root is None else Path(root))
-        for path in base.rglob("*.py"):
-            name = f"{package}/{path.relative_to(base).as_posix()}"
-            if not any(name == x or name.startswith(x + "/") for x in NOT_MEASURING):
+        for path in base.rglob("*"):
+            relative = path.relative_to(base)
+            name = f"{package}/{relative.as_posix()}"
+            shipped = relative.parts[0] == ASSETS_DIR and not path.name.startswith(".")
+            if (path.suffix == ".py" or shipped) and path.is_file() and not any(
+                    name == x or name.startswith(x + "/") for x in NOT_MEASURING):
                 found.append((name, path))
     return sorted(found)
 

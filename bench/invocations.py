@@ -2,7 +2,8 @@
 
 A results directory is often filled by several invocations (a killed run resumed, failed cells
 rerun, a grid extended), possibly by different code or machines. run.json's top-level keys
-describe the latest invocation (what readers have always used); `invocations` lists all of them:
+describe the latest invocation that ran cells (what readers have always used); `invocations`
+lists all of them, including those that found nothing to do (cells_run 0):
 
     {started_at, finished_at, argv, preset, git_commit, git_dirty, code_fingerprint,
      environment, cells_run, status}

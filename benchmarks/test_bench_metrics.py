@@ -19,7 +19,10 @@ def evaluator() -> QualityEvaluator:
     torch.set_num_threads(1)
     # Untrained nets: the cost of evaluation does not depend on the weights' values.
     test_x = torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    return QualityEvaluator(make_feature_fn(FeatureNet().eval()), test_x, EvalSettings())
+    floor_x = torch.rand(4000, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    return QualityEvaluator(
+        make_feature_fn(FeatureNet().eval()), test_x, EvalSettings(), floor_x=floor_x
+    )
 
 
 @pytest.mark.parametrize("family", sorted(MODELS))

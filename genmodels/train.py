@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from genmodels.base import GenerativeModel
@@ -18,7 +19,9 @@ from genmodels.determinism import deterministic_scope
 from genmodels.models import MODELS, build_model
 
 # Bump whenever a change here or in the models alters what a given config trains to.
-CODE_VERSION = "train-v2"  # v2: deterministic_scope (1 thread, deterministic algorithms)
+# v2: deterministic_scope (1 thread, deterministic algorithms); v3: issue 13 recipes (SN-GAN with
+# DiffAugment and EMA, KL warm-up / free bits), per-epoch training curves in the metadata.
+CODE_VERSION = "train-v3"
 TRAININGS_RUN = 0  # real trainings in this process (cache hits excluded); read by grid tests
 
 
@@ -47,6 +50,12 @@ class TrainConfig:
     beta2: float = 0.999
     max_steps: int | None = None  # cap on optimiser steps (tiny smoke budgets); None = all epochs
     model_kwargs: tuple[tuple[str, Any], ...] = ()
+    # GAN: decay of the generator's weight EMA (0 = keep the last iterate); the EMA is saved.
+    ema_decay: float = 0.0
+    # VAEs: KL weight beta rises linearly from 0 to 1 over this many epochs (0 = ELBO throughout).
+    kl_warmup_epochs: float = 0.0
+    # VAEs: free bits, nats per latent dimension below which the KL is not penalised.
+    free_bits: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
@@ -60,6 +69,13 @@ class TrainConfig:
             raise ValueError(f"beta1 and beta2 must be in [0, 1), got {self.beta1}, {self.beta2}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {self.ema_decay}")
+        if not (self.kl_warmup_epochs >= 0 and self.free_bits >= 0):
+            raise ValueError(
+                f"kl_warmup_epochs and free_bits must be >= 0, got "
+                f"{self.kl_warmup_epochs}, {self.free_bits}"
+            )
         items = (
             self.model_kwargs.items() if isinstance(self.model_kwargs, dict) else self.model_kwargs
         )
@@ -70,10 +86,13 @@ class TrainConfig:
 # gan 146 / 98 (FID-proxy 185 vs 1206 untrained), vae 57 / 38 (test ELBO -115.4 nats),
 # rvae 78 / 67 (test ELBO -92.8); the mean-image model scores -205.2. Re-measure when changing.
 DEFAULT_TRAIN: dict[str, TrainConfig] = {
-    "gan": TrainConfig(epochs=15, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5),
-    "vae": TrainConfig(epochs=12, batch_size=64, lr=1e-3, latent_dim=16),
+    "gan": TrainConfig(
+        epochs=20, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5, ema_decay=0.995
+    ),
+    "vae": TrainConfig(epochs=30, batch_size=64, lr=1e-3, latent_dim=16, kl_warmup_epochs=5),
     "rvae": TrainConfig(
-        epochs=20, batch_size=64, lr=2e-3, latent_dim=16, model_kwargs={"row_dropout": 0.3}
+        epochs=20, batch_size=64, lr=2e-3, latent_dim=16, kl_warmup_epochs=5, free_bits=0.75,
+        model_kwargs={"row_dropout": 0.5},
     ),
 }
 SMOKE_TRAIN: dict[str, TrainConfig] = {
@@ -155,6 +174,7 @@ def train_model(
                     "final_loss": meta.get("final_loss"),
                     "key": key,
                     "train_seconds": meta.get("seconds"),
+                    "curve": meta.get("curve", []),
                 },
             )
         except (CorruptCacheError, RuntimeError, KeyError):
@@ -164,14 +184,15 @@ def train_model(
     # checkpoint must not depend on the process that trained it); grads on even if the caller
     # runs under torch.no_grad().
     with deterministic_scope(seed, device), torch.enable_grad():
-        final_loss = _fit(model, dataset.train_x, config, seed, device, progress)
+        final_loss, curve = _fit(model, dataset.train_x, config, seed, device, progress)
     seconds = time.perf_counter() - start
     global TRAININGS_RUN
     TRAININGS_RUN += 1
     save_tensors(
         path,
         model.state_dict(),
-        {"family": family, "final_loss": final_loss, "seconds": seconds, "key": key},
+        {"family": family, "final_loss": final_loss, "seconds": seconds, "key": key,
+         "curve": curve},
     )
     return TrainedModel(
         model.eval(),
@@ -181,6 +202,7 @@ def train_model(
             "checkpoint": str(path),
             "final_loss": final_loss,
             "key": key,
+            "curve": curve,
         },
     )
 
@@ -192,47 +214,70 @@ def _fit(
     seed: int,
     device: str,
     progress: bool,
-) -> float:
-    """Adam on the family's objective; returns the mean loss of the last epoch (GAN: G loss)."""
-    gen = torch.Generator().manual_seed(seed)  # data order and every z / eps draw
+) -> tuple[float, list[dict[str, float]]]:
+    """Adam on the family's objective; returns the mean loss of the last epoch (GAN: G loss) and
+    the training curve: per epoch, the mean loss (GAN: also d_loss; VAEs: recon, kl, beta)."""
+    gen = torch.Generator().manual_seed(seed)  # data order and every z / eps / augmentation draw
     is_gan = model.family == "gan"
     betas = (config.beta1, config.beta2)
+    ema = None
     if is_gan:
         opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr, betas=betas)
         opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr, betas=betas)
+        if config.ema_decay > 0:  # BatchNorm statistics are averaged with the weights
+            ema = AveragedModel(
+                model.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                use_buffers=True,
+            )
     else:
         opt_g = torch.optim.Adam(model.parameters(), lr=config.lr, betas=betas)
     n = train_x.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = steps_per_epoch * config.epochs
     total = min(total, config.max_steps) if config.max_steps else total
+    warmup_steps = config.kl_warmup_epochs * steps_per_epoch
     model.train()
-    step, epoch_losses, first = 0, [], {}
+    step, first, curve = 0, {}, []
     with tqdm(total=total, disable=not progress, desc=f"train {model.family}", leave=False) as bar:
         for epoch in range(config.epochs):
             if step >= total:
                 break
-            order, epoch_losses = torch.randperm(n, generator=gen), []
+            order, sums, count = torch.randperm(n, generator=gen), {}, 0
             for i in range(steps_per_epoch):
                 if step >= total:
                     break
                 x = train_x[order[i * config.batch_size : (i + 1) * config.batch_size]].to(device)
+                stats: dict[str, float] = {}
                 if is_gan:
                     opt_d.zero_grad(set_to_none=True)
                     d_loss = model.discriminator_loss(x, gen)
                     _check_loss(d_loss, epoch, step, "discriminator", first)
                     d_loss.backward()
                     opt_d.step()
+                    stats["d_loss"] = d_loss.item()
                 opt_g.zero_grad(set_to_none=True)
-                loss = model.finetune_loss(x, gen)
+                if model.is_vae:
+                    beta = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+                    loss, parts = model.training_loss(x, gen, beta, config.free_bits)
+                    stats.update(parts, beta=beta)
+                else:
+                    loss = model.finetune_loss(x, gen)
                 _check_loss(loss, epoch, step, "generator" if is_gan else "negative ELBO", first)
                 loss.backward()
                 opt_g.step()
-                epoch_losses.append(loss.item())
+                if ema is not None:
+                    ema.update_parameters(model.generator)
+                stats["loss"] = loss.item()
+                for name, value in stats.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                count += 1
                 step += 1
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-    return float(sum(epoch_losses) / max(1, len(epoch_losses)))
+                bar.set_postfix(epoch=epoch, loss=f"{stats['loss']:.3f}")
+            curve.append({"epoch": epoch, **{k: v / count for k, v in sorted(sums.items())}})
+    if ema is not None:
+        model.generator.load_state_dict(ema.module.state_dict())
+    return (curve[-1]["loss"] if curve else 0.0), curve
 
 
 def _check_loss(

@@ -99,20 +99,20 @@ class _Side:
     """One feature set with its replicate multiplicities and everything a replicate gathers."""
 
     feats: np.ndarray  # (n, d)
-    counts: np.ndarray  # (B, n) replicate weights: 0/1 half-sample masks (all 1: the full set)
+    weights: np.ndarray  # (B, n) 0/1 half-sample masks (all 1: the full set)
     radii: dict[int, np.ndarray]  # k -> (B, n) k-NN radii among the points present
     kernel_self: np.ndarray  # (B,) unbiased within-set kernel mean over pairs i != j
     mean: torch.Tensor  # (B, d)
     cov: torch.Tensor  # (B, d, d)
 
     @classmethod
-    def build(cls, feats: np.ndarray, counts: np.ndarray, ks: tuple[int, ...]) -> _Side:
+    def build(cls, feats: np.ndarray, weights: np.ndarray, ks: tuple[int, ...]) -> _Side:
         n = feats.shape[0]
         nbr_idx, nbr_dist = _neighbours(feats, _depth(n, max(ks)))
-        present = counts > 0
+        present = weights > 0
         radii = {k: _radii(nbr_idx, nbr_dist, present, k) for k in ks}
         x = torch.from_numpy(feats)
-        w = torch.from_numpy(counts).double()
+        w = torch.from_numpy(weights).double()
         kernel = _kernel(x, x)
         size, sq = w.sum(1), (w * w).sum(1)  # (B,) sample size and sum of squared weights
         quad = ((w @ kernel) * w).sum(1) - (w * w) @ kernel.diagonal()
@@ -125,31 +125,31 @@ class _Side:
         gram = ((low.T[None] * w.float()[:, None, :]) @ low).double()  # sum_i w_i x_i x_i^T
         outer = mean[:, :, None] * mean[:, None, :]
         cov = (gram - size[:, None, None] * outer) / (size - 1)[:, None, None]
-        return cls(feats, counts, radii, kernel_self, mean + x.mean(0), cov)
+        return cls(feats, weights, radii, kernel_self, mean + x.mean(0), cov)
 
 
 class ReplicateMetrics:
-    """The real side of every replicate, computed once; `replicates(fake, fake_counts)` gives
+    """The real side of every replicate, computed once; `replicates(fake, fake_masks)` gives
     (B,) arrays of the sample metrics for one generated feature set."""
 
     def __init__(
-        self, real: np.ndarray, real_counts: np.ndarray, pr_k: int = 3, dc_k: int = 5
+        self, real: np.ndarray, real_masks: np.ndarray, pr_k: int = 3, dc_k: int = 5
     ) -> None:
         self.pr_k, self.dc_k = pr_k, dc_k
         with one_thread():
-            self.real = _Side.build(np.asarray(real, np.float64), real_counts, (pr_k, dc_k))
+            self.real = _Side.build(np.asarray(real, np.float64), real_masks, (pr_k, dc_k))
             values, vectors = torch.linalg.eigh(self.real.cov)
             self.real_sqrt = vectors * values.clamp_min(0).sqrt()[:, None, :] @ vectors.mT
 
-    def replicates(self, fake: np.ndarray, fake_counts: np.ndarray) -> dict[str, np.ndarray]:
+    def replicates(self, fake: np.ndarray, fake_masks: np.ndarray) -> dict[str, np.ndarray]:
         """(B,) replicate values of every metric in SAMPLE_METRICS."""
-        if fake_counts.shape[0] != self.real.counts.shape[0]:
+        if fake_masks.shape[0] != self.real.weights.shape[0]:
             raise ValueError(
-                f"fake_counts has {fake_counts.shape[0]} replicates; the real side has "
-                f"{self.real.counts.shape[0]}: pair every fake replicate with a real one"
+                f"fake_masks has {fake_masks.shape[0]} replicates; the real side has "
+                f"{self.real.weights.shape[0]}: pair every fake replicate with a real one"
             )
         with one_thread():
-            fake_side = _Side.build(np.asarray(fake, np.float64), fake_counts, (self.pr_k,))
+            fake_side = _Side.build(np.asarray(fake, np.float64), fake_masks, (self.pr_k,))
             out = {"fid_proxy": self._fd(fake_side), "kid_proxy": self._kid(fake_side)}
             out.update(self._balls(fake_side, cdist(self.real.feats, fake_side.feats)))
         return out
@@ -164,8 +164,8 @@ class ReplicateMetrics:
 
     def _kid(self, fake: _Side) -> np.ndarray:
         x, y = torch.from_numpy(self.real.feats), torch.from_numpy(fake.feats)
-        w_real = torch.from_numpy(self.real.counts).double()
-        w_fake = torch.from_numpy(fake.counts).double()
+        w_real = torch.from_numpy(self.real.weights).double()
+        w_fake = torch.from_numpy(fake.weights).double()
         cross = ((w_real @ _kernel(x, y)) * w_fake).sum(1) / (w_real.sum(1) * w_fake.sum(1))
         return self.real.kernel_self + fake.kernel_self - 2 * cross.numpy()
 
@@ -176,7 +176,7 @@ class ReplicateMetrics:
         ri, fj = np.nonzero(distances <= reach[:, None])  # sorted by real index
         by_fake = np.argsort(fj, kind="stable")
         rr, rf = np.nonzero(distances <= f_pr.max(0)[None, :])  # fake balls, sorted by real
-        w_real, w_fake = real.counts, fake.counts
+        w_real, w_fake = real.weights, fake.weights
         result: dict[str, list[np.ndarray]] = {m: [] for m in SAMPLE_METRICS[2:]}
         pairs = max(ri.size, rr.size, 1)
         step = max(1, PAIR_CHUNK // pairs)

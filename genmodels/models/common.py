@@ -96,3 +96,23 @@ class VAEMixin:
     def finetune_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Negative ELBO in nats per image, batch mean."""
         return -self.elbo(x, generator).mean()
+
+    def training_loss(
+        self, x: torch.Tensor, generator: torch.Generator, beta: float = 1.0, free_bits: float = 0.0
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Surrogate of -ELBO used while training, and the batch's (recon, kl) in nats per image:
+
+            loss = -E_q[log p(x|z)] + beta * sum_d max(KL_d, free_bits),
+
+        KL_d the batch-mean KL of latent dimension d. beta < 1 is KL warm-up / annealing
+        (Bowman et al. 2016, arXiv:1511.06349); free_bits (nats per dimension, Kingma et al.
+        2016, arXiv:1606.04934) removes the pull of KL_d towards 0 below the floor, so the
+        latent stays in use. beta = 1, free_bits = 0 is exactly finetune_loss."""
+        if not (beta >= 0 and free_bits >= 0):
+            raise ValueError(f"beta and free_bits must be >= 0, got {beta}, {free_bits}")
+        mu, logvar = self.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * self._eps(1, x, generator)[0]
+        recon = -bernoulli_log_lik(self.decode(z, x), x).mean()
+        kl_dims = 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).mean(0)  # (D,)
+        loss = recon + beta * torch.clamp(kl_dims, min=free_bits).sum()
+        return loss, {"recon": recon.item(), "kl": kl_dims.sum().item()}

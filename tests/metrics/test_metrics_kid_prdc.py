@@ -151,3 +151,21 @@ def test_real_floor_rejects_a_small_pool() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="pool"):
         real_floor(rng.normal(size=(50, 3)), rng.normal(size=(20, 3)), 30)
+
+
+def test_kid_from_full_kernels_equals_the_per_subset_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(12)
+    a, b = rng.normal(size=(120, 6)), rng.normal(size=(90, 6)) + 0.2
+    fast = kid(a, b, subsets=7, subset_size=40, seed=3)
+    monkeypatch.setattr("bench.metrics.quality.KID_FULL_KERNEL_MAX", 0)  # force the loop
+    loop = kid(a, b, subsets=7, subset_size=40, seed=3)
+    assert fast == pytest.approx(loop, rel=1e-12)
+    assert loop[0] == pytest.approx(
+        np.mean([mmd2_unbiased(a[i], b[j]) for i, j in _subsets(120, 90, 7, 40, 3)]), rel=1e-12
+    )
+
+
+def _subsets(n_a: int, n_b: int, subsets: int, m: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    return [(rng.choice(n_a, m, replace=False), rng.choice(n_b, m, replace=False))
+            for _ in range(subsets)]

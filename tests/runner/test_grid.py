@@ -105,6 +105,7 @@ def _ids_of_copy(root, monkeypatch) -> list[str]:
     ("bench/report.py", False),
     ("bench/cli.py", False),
     ("bench/sweep.py", False),
+    ("bench/presets/default.toml", False),  # a preset's cells hash their own config
 ])
 def test_editing_a_source_file_changes_ids_only_if_it_measures(edited, changes, tmp_path,
                                                                source_copy, monkeypatch):
@@ -128,6 +129,18 @@ def test_a_new_module_counts_as_measuring(tmp_path, source_copy, monkeypatch):
     assert set(_ids_of_copy(root, monkeypatch)).isdisjoint(before)
 
 
+def test_shipped_assets_count_as_code(tmp_path, source_copy, monkeypatch):
+    root = tmp_path / "src"
+    shutil.copytree(source_copy, root)
+    before = _ids_of_copy(root, monkeypatch)
+    assets = root / "genmodels" / grid.ASSETS_DIR
+    assets.mkdir(exist_ok=True)
+    (assets / ".editor-swap").write_bytes(b"x")  # hidden files are nobody's numbers
+    assert _ids_of_copy(root, monkeypatch) == before
+    (assets / "feature_net_other.safetensors").write_bytes(b"other weights")
+    assert set(_ids_of_copy(root, monkeypatch)).isdisjoint(before)
+
+
 def test_not_measuring_names_existing_modules():
     for name in NOT_MEASURING:
         assert (REPO / name).exists(), f"{name} in NOT_MEASURING no longer exists"
@@ -141,6 +154,8 @@ def test_measuring_modules_do_not_import_reporting_ones():
     # Otherwise a "reporting" edit could change numbers while the ids stay.
     excluded = {name.removesuffix(".py").replace("/", ".") for name in NOT_MEASURING}
     for name, path in measuring_sources():
+        if path.suffix != ".py":
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]

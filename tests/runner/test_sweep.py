@@ -82,6 +82,9 @@ def test_run_json(tiny_run):
     assert run["schema_version"] == SCHEMA_VERSION and run["config"]["name"] == "tiny"
     assert run["finished_at"] >= run["started_at"]
     assert set(run["floors"]) >= {"fid_proxy", "kid_proxy", "precision", "recall"}
+    # The floor at the cells' size: n_samples training images vs the test set, 10 subsets.
+    assert set(run["floors_spread"]) == set(run["floors"])
+    assert run["floor_method"].startswith("32 real images that are not test images")
     assert 0 <= run["feature_net"]["test_accuracy"] <= 1
     assert run["environment"]["torch"] == torch.__version__
     assert (run["git_commit"], run["git_dirty"]) == git_state()
