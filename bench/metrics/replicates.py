@@ -34,7 +34,7 @@ from scipy.spatial.distance import cdist
 from bench.metrics.quality import _kernel
 
 SAMPLE_METRICS = ("fid_proxy", "kid_proxy", "precision", "recall", "density", "coverage")
-PAIR_CHUNK = 20_000_000  # replicate x pair elements per chunk: bounds memory to ~200 MB
+PAIR_CHUNK = 5_000_000  # replicate x pair elements per chunk: bounds the temporaries to ~200 MB
 
 
 def _neighbours(feats: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:

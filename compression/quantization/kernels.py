@@ -109,7 +109,9 @@ def _torch_ao_dynamic(scope: nn.Module, types: set[type]) -> str:
     # scale per gate row, like torchao's, so the cell's "channel" granularity is true. Measured on
     # the default rvae: same latency; weight SQNR equal at init, 38 -> 48 dB with unequal rows.
     spec = dict.fromkeys(types, per_channel_dynamic_qconfig)
-    with warnings.catch_warnings(record=True) as caught:
+    # fork_rng: quantize_dynamic builds each int8 GRU/LSTM with a random init (then overwritten),
+    # which would otherwise advance the caller's global RNG.
+    with warnings.catch_warnings(record=True) as caught, torch.random.fork_rng(devices=[]):
         warnings.simplefilter("always")
         quantize_dynamic(scope, spec, dtype=torch.qint8, inplace=True)
     # First sentence of each distinct warning: the rest (URLs, C++ source lines) swamps the row.

@@ -82,7 +82,9 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
     """x in the forward pass, gradient multiplied by `factor` (LSQ, arXiv:1902.08153)."""
-    return (x - x * factor).detach() + x * factor
+    # x + (s - s) with s = x*factor: exactly x forward ((x - s).detach() + s rounds by an ulp).
+    scaled = x * factor
+    return x.detach() + (scaled - scaled.detach())
 
 
 class STEFakeQuant(nn.Module):

@@ -20,17 +20,11 @@ def test_grad_scale_keeps_the_value_and_scales_the_gradient() -> None:
     upstream = torch.randn(1000, generator=torch.Generator().manual_seed(1))
     for factor in (0.5, 1 / 3, 1 / math.sqrt(21)):
         y = grad_scale(x, factor)
-        # Within one float32 ulp of x (see the strict xfail below for exactness).
         torch.testing.assert_close(y, x, rtol=torch.finfo(torch.float32).eps, atol=0.0)
         (grad,) = torch.autograd.grad(y, x, upstream)
         torch.testing.assert_close(grad, factor * upstream, rtol=1e-6, atol=0.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="(x - x*g).detach() + x*g rounds: about 7% of values move by 1 ulp; "
-    "x.detach() + (x*g - (x*g).detach()) is exact (reported to the lead)",
-)
 def test_grad_scale_forward_is_exactly_the_input() -> None:
     x = torch.randn(1000, generator=torch.Generator().manual_seed(0))
     assert torch.equal(grad_scale(x, 1 / 3), x)

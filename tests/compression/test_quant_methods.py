@@ -119,7 +119,8 @@ def test_qat_at_2_bits_beats_ptq_on_the_family_loss(make_model, family, ctx) -> 
     for name, qw in qat.quantized.items():  # storage is real: weights are exactly the codes
         assert qw.bits == 2 and int(qw.codes.max()) < 4
         assert torch.equal(state[name], qw.dequantize())
-    assert not any("parametrizations" in k for k in state)
+    # No fake-quant left in the shipped part (the SN-GAN's discriminator keeps spectral norm).
+    assert not any("parametrizations" in k for k in qat.model.deployable().state_dict())
 
 
 @pytest.mark.parametrize("estimator", ["lsq", "ste"])

@@ -1,19 +1,25 @@
-"""Quality floors of the DEFAULT_TRAIN reference models on mnist5k (slow: real training budgets)."""
+"""Quality floors of the DEFAULT_TRAIN reference models on mnist5k (slow: real training budgets).
+
+Targets of issue 13, scored with the shipped feature net at 1,000 samples, seed 0."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from bench.metrics.classes import class_statistics
 from bench.metrics.quality import fid_proxy
 from genmodels.data import load_dataset
-from genmodels.features import train_feature_net
 from genmodels.models import build_model
 from genmodels.models.common import bernoulli_log_lik
 from genmodels.train import DEFAULT_TRAIN, train_model
+from genmodels.yardstick import load_feature_net
 
 pytestmark = pytest.mark.slow
 N_SAMPLES = 1000
+# Test ELBO (nats/image) of the train-v2 RVAE recipe (row dropout 0.3 only; KL 3.6 nats),
+# measured with this file's evaluation: the new recipe must use its latent AND fit better.
+RVAE_V2_TEST_ELBO = -92.8
 
 
 @pytest.fixture(scope="module")
@@ -22,30 +28,75 @@ def mnist5k():
 
 
 @pytest.fixture(scope="module")
-def features(mnist5k):
-    net, _ = train_feature_net(mnist5k, progress=False)
-    return lambda x: net.features(x).double().numpy()
+def net(mnist5k):
+    return load_feature_net(mnist5k, progress=False)[0]
+
+
+@pytest.fixture(scope="module")
+def real(mnist5k, net):
+    return net.features(mnist5k.test_x).double().numpy()
+
+
+@pytest.fixture(scope="module")
+def trained(mnist5k):
+    cache: dict[str, torch.nn.Module] = {}
+
+    def get(family: str) -> torch.nn.Module:
+        if family not in cache:
+            cache[family] = train_model(
+                family, mnist5k, DEFAULT_TRAIN[family], seed=0, progress=False
+            ).model
+        return cache[family]
+
+    return get
+
+
+def _samples(model: torch.nn.Module) -> torch.Tensor:
+    return model.sample(N_SAMPLES, torch.Generator().manual_seed(1))
 
 
 @torch.no_grad()
-def test_trained_gan_fid_proxy_is_under_a_quarter_of_untrained(mnist5k, features) -> None:
-    real = features(mnist5k.test_x)
-    trained = train_model("gan", mnist5k, DEFAULT_TRAIN["gan"], seed=0, progress=False).model
+def test_gan_draws_every_digit_cleanly(trained, net, real) -> None:
+    x = _samples(trained("gan"))
+    fid = fid_proxy(net.features(x).double().numpy(), real)
+    stats = class_statistics(net(x).double().numpy())
+    balanced = sum(0.05 <= f <= 0.15 for f in stats["class_fractions"])
+    assert fid <= 60, fid
+    assert balanced >= 9, stats["class_fractions"]
+    assert stats["mean_confidence"] >= 0.9, stats["mean_confidence"]
+
+
+@torch.no_grad()
+def test_trained_gan_fid_proxy_is_under_a_quarter_of_untrained(trained, net, real) -> None:
     torch.manual_seed(0)
     untrained = build_model("gan", latent_dim=DEFAULT_TRAIN["gan"].latent_dim).eval()
-    fid = fid_proxy(features(trained.sample(N_SAMPLES, torch.Generator().manual_seed(1))), real)
-    fid_untrained = fid_proxy(
-        features(untrained.sample(N_SAMPLES, torch.Generator().manual_seed(1))), real
-    )
+    fid = fid_proxy(net.features(_samples(trained("gan"))).double().numpy(), real)
+    fid_untrained = fid_proxy(net.features(_samples(untrained)).double().numpy(), real)
     assert fid <= fid_untrained / 4, (fid, fid_untrained)
 
 
 @pytest.mark.parametrize("family", ["vae", "rvae"])
 @torch.no_grad()
-def test_vae_test_elbo_beats_the_mean_image_model(family, mnist5k) -> None:
+def test_vae_samples_fid_proxy_at_most_150(family, trained, net, real) -> None:
+    fid = fid_proxy(net.features(_samples(trained(family))).double().numpy(), real)
+    assert fid <= 150, fid
+
+
+@torch.no_grad()
+def test_rvae_uses_its_latent_and_fits_better(trained, mnist5k) -> None:
+    model = trained("rvae")
+    mu, logvar = model.encode(mnist5k.test_x)
+    kl = (0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)).mean().item()
+    elbo = model.elbo(mnist5k.test_x, torch.Generator().manual_seed(2)).mean().item()
+    assert kl >= 10, kl
+    assert elbo > RVAE_V2_TEST_ELBO, elbo
+
+
+@pytest.mark.parametrize("family", ["vae", "rvae"])
+@torch.no_grad()
+def test_vae_test_elbo_beats_the_mean_image_model(family, trained, mnist5k) -> None:
     # Baseline: a Bernoulli with the per-pixel train mean; log-likelihood = -BCE(x, mean) summed.
     mean = mnist5k.train_x.mean(0, keepdim=True).clamp(1e-6, 1 - 1e-6)
     mean_ll = bernoulli_log_lik(torch.logit(mean).expand_as(mnist5k.test_x), mnist5k.test_x).mean()
-    model = train_model(family, mnist5k, DEFAULT_TRAIN[family], seed=0, progress=False).model
-    elbo = model.elbo(mnist5k.test_x, torch.Generator().manual_seed(2)).mean()
+    elbo = trained(family).elbo(mnist5k.test_x, torch.Generator().manual_seed(2)).mean()
     assert elbo > mean_ll, (float(elbo), float(mean_ll))

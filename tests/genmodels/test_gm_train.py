@@ -19,11 +19,18 @@ TINY = {
     "vae": {"channels": 4},
     "rvae": {"hidden": 8, "row_dropout": 0.3},
 }  # dropout: RNG seeding
+# The issue-13 recipes ride along, so bit-identity covers the EMA, warm-up and free bits.
+RECIPE = {
+    "gan": {"ema_decay": 0.9},
+    "vae": {"kl_warmup_epochs": 1},
+    "rvae": {"kl_warmup_epochs": 1, "free_bits": 0.5},
+}
 
 
 def tiny_config(family: str, **overrides) -> TrainConfig:
     base = dict(
-        epochs=2, batch_size=16, lr=1e-3, latent_dim=4, max_steps=3, model_kwargs=TINY[family]
+        epochs=2, batch_size=16, lr=1e-3, latent_dim=4, max_steps=3, model_kwargs=TINY[family],
+        **RECIPE[family],
     )
     return TrainConfig(**{**base, **overrides})
 
@@ -125,6 +132,9 @@ def test_absurd_learning_rate_raises_training_diverged(
         ("latent_dim", 0),
         ("beta1", 1.0),
         ("max_steps", 0),
+        ("ema_decay", 1.0),
+        ("kl_warmup_epochs", -1),
+        ("free_bits", -0.5),
     ],
 )
 def test_train_config_rejects_bad_values(field, value) -> None:

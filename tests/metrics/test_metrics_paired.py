@@ -167,3 +167,13 @@ def test_drift_equals_output_drift_of_the_same_latents(evaluator: QualityEvaluat
     assert row["output_drift_mse"] == pytest.approx(output_drift(variant, baseline, z=z), rel=1e-9)
     low, high = row["output_drift_mse_ci_low"], row["output_drift_mse_ci_high"]
     assert low < row["output_drift_mse"] < high
+
+
+def test_a_collapsed_generator_still_gets_finite_intervals(evaluator: QualityEvaluator) -> None:
+    # One image for every z (zero weights): zero covariance, zero k-NN radii, ties everywhere.
+    baseline = Gen()
+    collapsed = _perturbed(baseline, scale=0.0)
+    row = evaluator.evaluate(collapsed, baseline=baseline)
+    assert row["recall"] == 0.0 and row["recall_ci_low"] == row["recall_ci_high"] == 0.0
+    assert row["fid_proxy_ci_low"] <= row["fid_proxy"] <= row["fid_proxy_ci_high"]
+    assert row["fid_proxy_delta_significant"] is True and row["fid_proxy_delta"] > 0
