@@ -25,9 +25,12 @@ def bootstrap_interval(
       law of theta^ - E[theta^] taken as that of theta* - E*[theta*]. It covers E[theta^], the
       metric's expectation at this sample size (what another draw of the same sizes scores on
       average), whatever the bias, and also when theta^ is another estimator of the same
-      expectation than the one replicated (KID over subsets vs MMD^2 of the full sets). The
-      coverage tests (tests/metrics/test_metrics_intervals.py) show it holds 95% on FD, KID,
-      P/R and D/C where the other two miss FD's expectation.
+      expectation as the one replicated (KID over subsets vs MMD^2 of the full sets).
+      Measured on synthetic Gaussians (n = 200, d = 8, shift 0.5, 200 draws, replicates on halves
+      or on n-out-of-n resamples):
+      coverage of E[FD_n] was 0.95-0.97 for centered, 0.45-0.51 for percentile and 0.40-0.45
+      for basic; tests/metrics/test_metrics_intervals.py holds centered to 90-99% on FD, KID,
+      P/R, D/C and their paired deltas.
     """
     reps = np.asarray(replicates, dtype=np.float64).ravel()
     if method not in METHODS:
