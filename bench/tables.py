@@ -157,7 +157,7 @@ def _legend(run: ResultsDir, family: str, columns: list[Column], seeds: int, noi
     floors = floor_summary(run)
     shown = [(c.header, *floors[c.source]) for c in columns if c.source in floors]
     if shown:
-        parts = [f"{header} {format_value(mean, spread, column_decimals(np.array([mean])))}"
+        parts = [f"{header} {format_value(mean, spread, column_decimals(np.array([max(abs(mean), spread)])))}"
                  for header, mean, spread in shown]
         at = f" at n={n}" if n else ""
         lines.append(f"Real-vs-real floor{at} (mean {PLUS_MINUS} std over resamples): "

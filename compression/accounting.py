@@ -17,11 +17,11 @@ _RNN_GATES_BY_MODE = {"GRU": 3, "LSTM": 4}
 try:  # torch.ao's dynamic int8 modules (deprecated, still shipped): their weights and MACs count.
     from torch.ao.nn.quantized import dynamic as _ao_dynamic
 
-    _INT8_RNNS: tuple[type, ...] = (_ao_dynamic.GRU, _ao_dynamic.LSTM)
-    _INT8_LINEARS: tuple[type, ...] = (_ao_dynamic.Linear,)
+    INT8_RNNS: tuple[type, ...] = (_ao_dynamic.GRU, _ao_dynamic.LSTM)
+    INT8_LINEARS: tuple[type, ...] = (_ao_dynamic.Linear,)
 except ImportError:  # a torch without torch.ao
-    _INT8_RNNS, _INT8_LINEARS = (), ()
-_COUNTED_LAYERS = PRUNABLE_LAYERS + _INT8_RNNS + _INT8_LINEARS
+    INT8_RNNS, INT8_LINEARS = (), ()
+_COUNTED_LAYERS = PRUNABLE_LAYERS + INT8_RNNS + INT8_LINEARS
 
 PrunableTensor = tuple[str, nn.Module, str]
 
@@ -60,9 +60,9 @@ def prunable_tensors(model: nn.Module, include_bias: bool = False) -> list[Pruna
 def _packed_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """Tensors a torch.ao dynamic int8 module keeps in packed params instead of nn.Parameters:
     quantized weights (qint8) and fp32 biases, named as the float module named them."""
-    if isinstance(module, _INT8_RNNS):  # weight_ih_l0, weight_hh_l0, bias_ih_l0, ...
+    if isinstance(module, INT8_RNNS):  # weight_ih_l0, weight_hh_l0, bias_ih_l0, ...
         return {**module.get_weight(), **module.get_bias()}
-    if isinstance(module, _INT8_LINEARS):
+    if isinstance(module, INT8_LINEARS):
         bias = module.bias()
         return {"weight": module.weight(), **({"bias": bias} if bias is not None else {})}
     return {}
@@ -134,7 +134,7 @@ def is_int8_kernel(module: nn.Module) -> bool:
     """Does `module` execute on an int8 kernel: a torch.ao dynamic int8 module, or a layer whose
     weight is a torchao int8 tensor subclass (int8 `qdata`)? Simulated (fake-quant) layers hold
     plain fp32 weights and are not."""
-    if isinstance(module, _INT8_RNNS + _INT8_LINEARS):
+    if isinstance(module, INT8_RNNS + INT8_LINEARS):
         return True
     qdata = getattr(getattr(module, "weight", None), "qdata", None)
     return isinstance(qdata, torch.Tensor) and qdata.dtype == torch.int8
@@ -153,12 +153,12 @@ def _layer_macs(module: nn.Module, inputs: tuple, output: Any) -> tuple[int, flo
         spatial, (kh, kw) = x.numel() // module.in_channels, module.kernel_size
         dense = spatial * module.in_channels * module.out_channels // module.groups * kh * kw
         return dense, dense * _density(module.weight)
-    if isinstance(module, (nn.Linear, *_INT8_LINEARS)):
+    if isinstance(module, (nn.Linear, *INT8_LINEARS)):
         # torch.ao's dynamic int8 Linear: packed weight, same MACs as the float layer.
-        weight = module.weight() if isinstance(module, _INT8_LINEARS) else module.weight
+        weight = module.weight() if isinstance(module, INT8_LINEARS) else module.weight
         dense = x.numel() // module.in_features * module.in_features * module.out_features
         return dense, dense * _density(weight)
-    if isinstance(module, (nn.GRU, nn.LSTM, *_INT8_RNNS)):
+    if isinstance(module, (nn.GRU, nn.LSTM, *INT8_RNNS)):
         return _rnn_macs(module, x)
     return 0, 0.0
 

@@ -21,8 +21,11 @@ peak_bytes = resident_weight_bytes(model) + input bytes + activation peak, where
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +55,24 @@ class PeakMemory:
     activation_bytes: int
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null: kineto prints `profiler_start/stop` and, without a
+    GPU, `gpuGetDeviceCount failed` from C++ on every profiler start (KINETO_LOG_LEVEL does not
+    silence them), which would bury the run's progress lines. The profiled forward already ran
+    once un-silenced (the warm-up), so a real error message is not hidden."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def cpu_allocator_peak(fn: Callable[[], object]) -> int:
     """Peak over one call of fn() of the bytes c10's CPU allocator holds above its level at the
     start: max over time of the running sum of torch.profiler's CPU memory events."""
@@ -60,7 +81,7 @@ def cpu_allocator_peak(fn: Callable[[], object]) -> int:
     from torch.autograd import DeviceType
     from torch.autograd.profiler import profile
 
-    with profile(profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(profile_memory=True) as prof:
         result = fn()
     del result  # held until the profiler stopped: the output is part of the pass
     events = [e for e in prof.kineto_results.events()

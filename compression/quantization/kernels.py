@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from compression.accounting import prunable_tensors
+from compression.accounting import INT8_LINEARS, INT8_RNNS, prunable_tensors
 from compression.api import (
     EXECUTION_INT8_KERNEL,
     EXECUTION_SIMULATED,
@@ -150,11 +150,14 @@ def quantize_int8_kernel(cm: CompressedModel, config: Int8KernelConfig, ctx: Com
                 kernel_names.append(f"{module_names[id(module)]} (torchao)")
     if ao_types:
         cm.notes["torch_ao_warning"] = _torch_ao_dynamic(scope, ao_types)
+        inside = {id(m) for m in scope.modules()}  # not e.g. a GAN's discriminator
         for prefix, module in model.named_modules():
-            if hasattr(module, "get_weight"):  # DynamicQuantizedGRU/LSTM
+            if id(module) not in inside:
+                continue
+            if isinstance(module, INT8_RNNS):  # DynamicQuantizedGRU/LSTM
                 for pname, qweight in module.get_weight().items():
                     cm.quantized[f"{prefix}.{pname}"] = _torch_ao_codes(qweight)
-            elif callable(getattr(module, "weight", None)):  # DynamicQuantizedLinear
+            elif isinstance(module, INT8_LINEARS):  # DynamicQuantizedLinear
                 cm.quantized[f"{prefix}.weight"] = _torch_ao_codes(module.weight())
             else:
                 continue

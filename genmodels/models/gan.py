@@ -67,12 +67,16 @@ class Discriminator(nn.Module):
     """Two stride-2 convs with LeakyReLU(0.2), then a Linear to one logit per image; every layer
     spectrally normalised (weights are `<layer>.parametrizations.weight.original`)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], c1: int, c2: int) -> None:
+    def __init__(
+        self, image_shape: tuple[int, int, int], c1: int, c2: int, sn: str = "all"
+    ) -> None:
         super().__init__()
         s = spatial_base(image_shape)
-        self.conv1 = spectral_norm(nn.Conv2d(image_shape[0], c1, 4, stride=2, padding=1))
-        self.conv2 = spectral_norm(nn.Conv2d(c1, c2, 4, stride=2, padding=1))
-        self.fc = spectral_norm(nn.Linear(c2 * s * s, 1))
+        conv_norm = spectral_norm if sn in ("all", "conv") else (lambda m: m)
+        fc_norm = spectral_norm if sn == "all" else (lambda m: m)
+        self.conv1 = conv_norm(nn.Conv2d(image_shape[0], c1, 4, stride=2, padding=1))
+        self.conv2 = conv_norm(nn.Conv2d(c1, c2, 4, stride=2, padding=1))
+        self.fc = fc_norm(nn.Linear(c2 * s * s, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.conv1(x), 0.2)
@@ -94,24 +98,32 @@ class GAN(GenerativeModel):
         width: float = 1.0,
         channels: int = 32,
         disc_channels: int = 32,
+        cutout: float = 0.5,
+        sn: str = "all",
     ) -> None:
         check_model_args(image_shape, latent_dim, width)
         if channels < 1 or disc_channels < 1:
             raise ValueError(
                 f"channels and disc_channels must be >= 1, got {channels}, {disc_channels}"
             )
+        if not 0 <= cutout < 1:
+            raise ValueError(f"cutout (side fraction of DiffAugment's cutout) must be in [0, 1), "
+                             f"got {cutout}")
         super().__init__(image_shape, latent_dim, width)
-        self.channels, self.disc_channels = int(channels), int(disc_channels)
+        self.channels, self.disc_channels, self.cutout = int(channels), int(disc_channels), cutout
         self.generator = Generator(
             self.image_shape, self.latent_dim, scaled(2 * channels, width), scaled(channels, width)
         )
-        self.discriminator = Discriminator(self.image_shape, disc_channels, 2 * disc_channels)
+        self.sn = sn
+        self.discriminator = Discriminator(self.image_shape, disc_channels, 2 * disc_channels, sn)
 
     def init_kwargs(self) -> dict[str, Any]:
         return {
             **super().init_kwargs(),
             "channels": self.channels,
             "disc_channels": self.disc_channels,
+            "cutout": self.cutout,
+            "sn": self.sn,
         }
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -130,13 +142,13 @@ class GAN(GenerativeModel):
         (Goodfellow et al. 2014, arXiv:1406.2661), T = diff_augment as D was trained; x only sets
         the batch size."""
         fake = self.generator(self.latent(x.shape[0], generator))
-        return F.softplus(-self._frozen_disc(diff_augment(fake, generator))).mean()
+        return F.softplus(-self._frozen_disc(diff_augment(fake, generator, cut=self.cutout))).mean()
 
     def discriminator_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """-log D(T(x)) - log(1 - D(T(G(z)))) = softplus(-D(T(x))) + softplus(D(T(G(z)))), batch
         mean, T = diff_augment; G is not updated (its output is detached)."""
         with torch.no_grad():
             fake = self.generator(self.latent(x.shape[0], generator))
-        real_logits = self.discriminator(diff_augment(x, generator))
-        fake_logits = self.discriminator(diff_augment(fake, generator))
+        real_logits = self.discriminator(diff_augment(x, generator, cut=self.cutout))
+        fake_logits = self.discriminator(diff_augment(fake, generator, cut=self.cutout))
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()

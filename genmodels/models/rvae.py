@@ -25,7 +25,9 @@ class RecurrentVAE(VAEMixin, GenerativeModel):
     tanh(Linear(z)) (LSTM: cell state starts at zero), and Linear -> logits of row t.
     decode(z, x) teacher-forces with x's rows; decode(z) runs free, feeding back the previous
     row's probabilities (deterministic given z, so forward(z) is a function of z).
-    row_dropout (training mode only): probability of zeroing each teacher-forced input row."""
+    row_dropout (training mode only): probability of zeroing each teacher-forced input row.
+    Trained with KL annealing and free bits (VAEMixin.training_loss; DEFAULT_TRAIN["rvae"]):
+    without them the autoregressive decoder ignores z (KL 3.6 nats under train-v2)."""
 
     family = "rvae"
 

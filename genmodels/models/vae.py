@@ -17,7 +17,8 @@ from genmodels.registry import register
 @register(MODELS, "vae")
 class ConvVAE(VAEMixin, GenerativeModel):
     """Encoder: two stride-2 convs -> Linear -> (mu, logvar). Decoder: mirror image with ConvT,
-    returning logits; forward(z) = sigmoid(decode(z))."""
+    returning logits; forward(z) = sigmoid(decode(z)). Trained with KL warm-up
+    (VAEMixin.training_loss; DEFAULT_TRAIN["vae"])."""
 
     family = "vae"
 

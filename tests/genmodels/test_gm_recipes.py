@@ -41,6 +41,17 @@ def test_diff_augment_is_one_translation_per_image_plus_a_cutout() -> None:
     assert grad_in.grad is not None and set(grad_in.grad.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_diff_augment_without_cutout_only_shifts_in_zero_borders() -> None:
+    # Translation by (dy, dx) of an all-ones image keeps exactly (H - |dy|) * (W - |dx|) ones.
+    x = torch.ones(16, 1, 28, 28)
+    out = diff_augment(x, _gen(2), cut=0.0)
+    for img in out[:, 0]:
+        rows, cols = (img.sum(1) > 0).sum().item(), (img.sum(0) > 0).sum().item()
+        assert img.sum().item() == rows * cols and min(rows, cols) >= 28 - 4
+    with pytest.raises(ValueError, match="cutout"):
+        build_model("gan", cutout=1.0)
+
+
 def test_discriminator_layers_have_unit_spectral_norm() -> None:
     gan = build_model("gan").train()
     x = torch.rand(4, 1, 28, 28)
