@@ -157,7 +157,7 @@ def _legend(run: ResultsDir, family: str, columns: list[Column], seeds: int, noi
     floors = floor_summary(run)
     shown = [(c.header, *floors[c.source]) for c in columns if c.source in floors]
     if shown:
-        parts = [f"{header} {format_value(mean, spread, column_decimals(np.array([max(abs(mean), spread)])))}"
+        parts = [f"{header} {format_value(mean, spread, _floor_decimals(mean, spread))}"
                  for header, mean, spread in shown]
         at = f" at n={n}" if n else ""
         lines.append(f"Real-vs-real floor{at} (mean {PLUS_MINUS} std over resamples): "
@@ -249,3 +249,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("table", help="paper-style tables: DIR/tables/<family>.md|tex")
     parser.add_argument("dir", help="results directory written by `genbench run`")
     parser.set_defaults(func=_run_cli)
+
+
+def _floor_decimals(mean: float, spread: float) -> int:
+    """Decimals of a floor 'mean ± spread': three significant digits of the larger of the two
+    (a KID floor of 0.01 ± 3.9 would otherwise print its spread to 4 decimals)."""
+    return column_decimals(np.array([max(abs(mean), spread)]))
