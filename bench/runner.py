@@ -157,16 +157,26 @@ def time_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
+    fired = False
+
     def on_alarm(signum: int, frame: Any) -> None:
+        nonlocal fired
+        fired = True
         raise CellTimeout(f"timeout after {seconds:g} s")
 
+    # Why the interval and the flag: an exception raised while Python runs a finalizer
+    # (__del__, a weakref callback during garbage collection) is printed and dropped, so one
+    # alarm can be lost; the timer keeps firing until the block ends, and a block that ends
+    # normally after an alarm still fails.
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, max(seconds, 0.05))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if fired:
+        raise CellTimeout(f"timeout after {seconds:g} s")
 
 
 def resolved_devices(config: SweepConfig) -> list[str]:

@@ -72,6 +72,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], c1: int, c2: int) -> None:
         super().__init__()
+        self.sizes = (tuple(image_shape), c1, c2)
         s = spatial_base(image_shape)
         self.conv1 = spectral_norm(nn.Conv2d(image_shape[0], c1, 4, stride=2, padding=1))
         self.conv2 = spectral_norm(nn.Conv2d(c1, c2, 4, stride=2, padding=1))
@@ -81,6 +82,26 @@ class Discriminator(nn.Module):
         h = F.leaky_relu(self.conv1(x), 0.2)
         h = F.leaky_relu(self.conv2(h), 0.2)
         return self.fc(h.flatten(1)).squeeze(1)  # (B,) logits
+
+    def __reduce__(self) -> tuple:
+        # Parametrized modules refuse pickle ("only supported through state_dict()"), and a
+        # trained GAN travels pickled to pool and Dask workers: rebuild from sizes + state.
+        frozen = [n for n, p in self.named_parameters() if not p.requires_grad]
+        return _rebuild_discriminator, (self.sizes, self.state_dict(), frozen, self.training)
+
+
+def _rebuild_discriminator(sizes: tuple, state: dict[str, torch.Tensor], frozen: list[str],
+                           training: bool) -> Discriminator:
+    """The exact discriminator `Discriminator.__reduce__` describes; the throwaway random init
+    runs on a forked RNG so unpickling never moves the caller's generator."""
+    with torch.random.fork_rng(devices=[]):
+        disc = Discriminator(*sizes)
+    device = next(iter(state.values())).device
+    disc = disc.to(device)
+    disc.load_state_dict(state)
+    for name, param in disc.named_parameters():
+        param.requires_grad_(name not in frozen)
+    return disc.train(training)
 
 
 @register(MODELS, "gan")

@@ -204,3 +204,17 @@ def test_force_redoes_everything(tiny_run, tmp_path):
     shutil.copytree(tiny_run[0], out)
     forced = _run(TINY_TOML, out, force=True)
     assert forced.ran == tiny_run[1].cells and forced.reused == 0
+
+
+def test_a_swallowed_alarm_still_fails_the_block():
+    # An exception raised inside a finalizer is printed and dropped by Python; the time limit
+    # must still end the cell as failed once its block returns.
+    from bench.runner import CellTimeout, time_limit
+
+    with pytest.raises(CellTimeout, match="timeout after 0.01 s"):
+        with time_limit(0.01):
+            try:
+                while True:  # busy until the alarm interrupts it
+                    pass
+            except CellTimeout:
+                pass  # swallowed, as a finalizer would
