@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -105,3 +106,38 @@ def speedup_noise(run: ResultsDir, family: str, device: str = "cpu") -> tuple[in
     largest = max(int(e.get("batch_size") or 0) for e in entries)
     return largest, [float(e["speedup"]) for e in entries
                      if int(e.get("batch_size") or 0) == largest]
+
+
+@dataclass(frozen=True)
+class NoiseBand:
+    """The speedup noise of a family on a device: the baseline timed against itself gave
+    `measured` (at `batches`); a speedup s is within noise when 1/factor <= s <= factor, with
+    factor = exp(max_i |log s_i|), the largest deviation from 1 either way (a self-speedup of
+    0.94 says 1.06 was as likely)."""
+
+    measured: tuple[float, ...]
+    batches: tuple[int, ...]
+    factor: float
+
+    @property
+    def low(self) -> float:
+        return 1.0 / self.factor
+
+    @property
+    def high(self) -> float:
+        return self.factor
+
+
+def speedup_noise_band(run: ResultsDir, family: str, device: str = "cpu") -> NoiseBand | None:
+    """The family's NoiseBand on `device` from run.json `speedup_noise`, over every batch size
+    and every measured row (ok or unstable: an unstable self-timing is evidence of noise too);
+    None when the run has none."""
+    entries = [e for e in run.run.get("speedup_noise") or [] if isinstance(e, dict)
+               and e.get("family") == family and e.get("device") == device
+               and e.get("status") in (schema.STATUS_OK, schema.STATUS_UNSTABLE)
+               and isinstance(e.get("speedup"), int | float) and e["speedup"] > 0]
+    if not entries:
+        return None
+    measured = tuple(float(e["speedup"]) for e in entries)
+    batches = tuple(sorted({int(e.get("batch_size") or 0) for e in entries}))
+    return NoiseBand(measured, batches, math.exp(max(abs(math.log(s)) for s in measured)))

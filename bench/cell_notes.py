@@ -1,7 +1,8 @@
 """The notes and collapse columns of one cell: what ran simulated, emptied layers, a lost latent.
 
 `notes` is a compact JSON object (sorted keys, no spaces), or "" when there is nothing to say:
-  * `int8_kernel_layers`, `simulated_int8_layers`, `torch_ao_warning`, `kept_channels`: copied
+  * `int8_kernel_layers`, `simulated_int8_layers`, `torch_ao_warning`, `kept_channels`,
+    `bits_per_layer` (quant_mixed), `sparsity_allocation` (prune_adaptive): copied
     from `CompressedModel.notes` (ROW_NOTES) when not empty. Training histories (losses, drift)
     and per-layer sparsities stay out of the row: they would swamp it.
   * `layers_emptied`: prunable weights that are all zeros in the final model (pruned to 100%).
@@ -19,7 +20,8 @@ import numpy as np
 from bench.schema import COLLAPSE_STD
 from compression.accounting import layers_emptied
 
-ROW_NOTES = ("int8_kernel_layers", "simulated_int8_layers", "torch_ao_warning", "kept_channels")
+ROW_NOTES = ("int8_kernel_layers", "simulated_int8_layers", "torch_ao_warning", "kept_channels",
+             "bits_per_layer", "sparsity_allocation")  # the last two: compression.adaptive
 
 
 def latent_std(samples: np.ndarray) -> float:
@@ -49,7 +51,8 @@ def granularity_of(quantized: Any) -> str:
 
 def _setting_granularity(cm: Any) -> str | None:
     # The last quantizing step's setting (a structured-pruning step says "channel" too).
-    quantizing = [s.settings() for s in cm.steps if s.settings().get("bits") is not None]
+    quantizing = [s.settings() for s in cm.steps
+                  if s.settings().get("bits", s.settings().get("avg_bits")) is not None]
     return quantizing[-1].get("granularity") if quantizing else None
 
 

@@ -31,7 +31,6 @@ Schema (every key optional unless marked; unknown keys are errors):
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -39,15 +38,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.config_derive import EVAL, derive
+from bench.config_steps import families as _families
+from bench.config_steps import pipelines as _pipelines
+from bench.config_steps import sweeps as _sweeps
+from bench.config_steps import train_base
 from bench.validate import (  # noqa: F401 - ConfigError and check_machine are part of this API
     ConfigError,
     Errors,
     build,
-    check_field_types,
+    check_keys,
     check_machine,
     int_list,
     str_list,
     typed,
+    unknown,
 )
 
 DEVICE_CHOICES = ("cpu", "cuda", "auto")
@@ -136,7 +141,7 @@ def load_config(path: str | Path) -> SweepConfig:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"{path}: cannot read config file ({exc.__class__.__name__}: {exc})") from exc
+            [f"{path}: cannot read config file ({exc.__class__.__name__}: {exc})"]) from exc
     return parse_config(text, str(path))
 
 
@@ -144,7 +149,7 @@ def parse_config(text: str, source: str = "<config>") -> SweepConfig:
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML ({exc})") from exc
+        raise ConfigError([f"{source}: not valid TOML ({exc})"]) from exc
     return config_from_table(table, source)
 
 
@@ -156,28 +161,28 @@ def preset_names() -> list[str]:
 def load_preset(name: str) -> SweepConfig:
     names = preset_names()
     if name not in names:
-        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(names)}")
+        raise ConfigError([unknown("preset", name, names)])
     text = resources.files("bench.presets").joinpath(f"{name}.toml").read_text(encoding="utf-8")
     return parse_config(text, f"preset {name}")
 
 
 def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepConfig:
-    """Validate a parsed TOML table; every problem is a ConfigError naming `source`."""
+    """Validate a parsed TOML table; all its problems (up to validate.MAX_SHOWN shown) are one
+    ConfigError, each line naming `source`."""
     err = Errors(source)
-    unknown = sorted(set(table) - _TOP_KEYS)
-    if unknown:
-        err(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
-    name = typed(err, table, "name", str, required=True)
-    if not _NAME_RE.match(name) or name in (".", ".."):
+    check_keys(err, table, _TOP_KEYS)
+    name = typed(err, table, "name", str, "", required=True)
+    if isinstance(table.get("name"), str) and (not _NAME_RE.match(name) or name in (".", "..")):
         err(f"name {name!r} must match [A-Za-z0-9_.-]+ (it is used in paths)")
     dataset = typed(err, table, "dataset", str, "mnist5k")
     from genmodels.data import DATASETS
 
     if dataset not in DATASETS:
-        err(f"unknown dataset {dataset!r}; allowed: {', '.join(sorted(DATASETS))}")
+        err(unknown("dataset", dataset, DATASETS))
     train = typed(err, table, "train", str, "default")
     if train not in TRAIN_BUDGETS:
         err(f"train = {train!r}; allowed: {', '.join(TRAIN_BUDGETS)}")
+        train = "default"  # so that [families.X] can still be checked
     seeds = int_list(err, table, "seeds", [0], minimum=0)
     devices = str_list(err, table, "devices", ["auto"], DEVICE_CHOICES)
     quality_device = typed(err, table, "quality_device", str, "cpu")
@@ -187,137 +192,45 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
     timeout_s = typed(err, table, "timeout_s", (int, float), 600)
     if timeout_s < 0:
         err(f"timeout_s = {timeout_s}; allowed: seconds >= 0 (0 disables the timeout)")
-    data_root = table.get("data_root")
-    if data_root is not None:
-        typed(err, table, "data_root", str)
+    data_root = typed(err, table, "data_root", str, None)
     features = typed(err, table, "features", str, "shipped")
     from genmodels.yardstick import FEATURE_SOURCES
 
     if features not in FEATURE_SOURCES:
         err(f"features = {features!r}; allowed: {', '.join(FEATURE_SOURCES)}")
     families = _families(err, table, train)
-    eval_table = typed(err, table, "eval", dict, {})
-    _build_eval(err, eval_table)
+    eval_table = _build_eval(err, typed(err, table, "eval", dict, {}))
     latency = build(err, LatencySettings, typed(err, table, "latency", dict, {}), "[latency]")
     pipelines = _sweeps(err, table, families) + _pipelines(err, table, families)
-    if not pipelines:
+    if not pipelines and not err.problems:
         err("no [[sweep]] or [[pipeline]] entries: nothing to compress; add at least one")
+    description = typed(err, table, "description", str, "")
+    download = typed(err, table, "download", bool, False)
+    err.raise_if_any()
     return SweepConfig(
-        name=name, source=source, description=typed(err, table, "description", str, ""),
-        dataset=dataset, data_root=data_root, download=typed(err, table, "download", bool, False),
+        name=name, source=source, description=description,
+        dataset=dataset, data_root=data_root, download=download,
         train=train, seeds=tuple(seeds), devices=tuple(devices), quality_device=quality_device,
         batch_sizes=tuple(batch_sizes), timeout_s=float(timeout_s), features=features,
-        eval=dict(eval_table),
-        latency=latency, families=families, pipelines=tuple(pipelines),
+        eval=eval_table, latency=latency, families=families, pipelines=tuple(pipelines),
     )
 
 
-def _build_eval(err: Errors, table: dict[str, Any]) -> None:
+def _build_eval(err: Errors, written: dict[str, Any]) -> dict[str, Any]:
+    """The [eval] table with its derived defaults; a written kid_subset_size above n_samples
+    (written or default) is an error naming both."""
     from bench.metrics import EvalSettings
 
-    build(err, EvalSettings, table, "[eval]")
-
-
-def train_base(train: str) -> dict[str, Any]:
-    from genmodels.train import DEFAULT_TRAIN, SMOKE_TRAIN
-
-    return SMOKE_TRAIN if train == "smoke" else DEFAULT_TRAIN
+    table = derive(EVAL, EvalSettings, written)
+    settings = build(err, EvalSettings, table, "[eval]")
+    if settings is not None and settings.kid_subset_size > settings.n_samples:
+        n_from = "" if "n_samples" in written else " (the default)"
+        err(f"[eval] kid_subset_size = {settings.kid_subset_size} exceeds n_samples = "
+            f"{settings.n_samples}{n_from}; lower kid_subset_size, or leave it out to derive "
+            "min(default, n_samples)")
+    return table
 
 
 def train_config(config: SweepConfig, family: str) -> Any:
     """The TrainConfig of `family`: the preset budget with the config's overrides."""
     return dataclasses.replace(train_base(config.train)[family], **config.families[family])
-
-
-def _families(err: Errors, table: dict, train: str) -> dict[str, dict[str, Any]]:
-    from genmodels.models import MODELS
-
-    families = typed(err, table, "families", dict, None)
-    if not families:
-        err(f"no [families.NAME] tables; allowed families: {', '.join(sorted(MODELS))}")
-    base = train_base(train)
-    for name, overrides in families.items():
-        if name not in MODELS:
-            err(f"unknown family {name!r}; allowed: {', '.join(sorted(MODELS))}")
-        if not isinstance(overrides, dict):
-            err(f"families.{name} must be a table of TrainConfig overrides")
-        build(err, type(base[name]), {**dataclasses.asdict(base[name]), **overrides},
-               f"[families.{name}]")
-    return {k: dict(v) for k, v in families.items()}
-
-
-def _family_filter(err: Errors, entry: dict, where: str, families: dict) -> tuple[str, ...] | None:
-    chosen = entry.pop("families", None)
-    if chosen is None:
-        return None
-    if not isinstance(chosen, list) or not chosen:
-        err(f"{where} families must be a non-empty list of names")
-    for name in chosen:
-        if name not in families:
-            err(f"{where} family {name!r} is not configured; allowed: {', '.join(families)}")
-    return tuple(chosen)
-
-
-def _check_method(err: Errors, step: dict, where: str) -> dict[str, Any]:
-    import compression.methods  # noqa: F401 - fills METHODS through the decorators
-    from compression.api import METHODS, config_from_dict
-
-    method = step.get("method")
-    if method not in METHODS:
-        err(f"{where} unknown method {method!r}; allowed: {', '.join(sorted(METHODS))}")
-    fields = {k: v for k, v in step.items() if k != "method"}
-    cls = METHODS[method].config_cls
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(fields) - set(allowed))
-    if unknown:
-        err(f"{where} unknown key {unknown[0]!r} for method {method!r}; "
-            f"allowed: {', '.join(allowed)}")
-    wrong = check_field_types(cls, fields, where)
-    if wrong:
-        err(wrong)
-    try:
-        config_from_dict(dict(step))
-    except (TypeError, ValueError) as exc:
-        err(f"{where} method {method!r}: {exc}")
-    return dict(step)
-
-
-def _entries(err: Errors, table: dict, key: str, families: dict):
-    """Yield (where, entry without `families`, chosen families) for each [[key]] table."""
-    for i, entry in enumerate(typed(err, table, key, list, []), start=1):
-        where = f"[{key} {i}]"
-        if not isinstance(entry, dict):
-            err(f"{where} must be a table")
-        entry = dict(entry)
-        yield where, entry, _family_filter(err, entry, where, families)
-
-
-def _sweeps(err: Errors, table: dict, families: dict) -> list:
-    out = []
-    for where, entry, chosen in _entries(err, table, "sweep", families):
-        axes = {k: (v if isinstance(v, list) else [v]) for k, v in entry.items() if k != "method"}
-        for key, values in axes.items():
-            if not values:
-                err(f"{where} {key} is an empty list: the sweep would have no cells")
-        for combo in itertools.product(*axes.values()):
-            step = {"method": entry.get("method"), **dict(zip(axes, combo, strict=True))}
-            out.append((chosen, (_check_method(err, step, where),)))
-    return out
-
-
-def _pipelines(err: Errors, table: dict, families: dict) -> list:
-    out = []
-    for where, entry, chosen in _entries(err, table, "pipeline", families):
-        extra = sorted(set(entry) - {"steps"})
-        if extra:
-            err(f"{where} unknown key {extra[0]!r}; allowed: steps, families")
-        steps = entry.get("steps")
-        if not isinstance(steps, list) or not steps:
-            err(f"{where} steps must be a non-empty list of {{method = ..}} tables")
-        checked = []
-        for j, step in enumerate(steps, start=1):
-            if not isinstance(step, dict):
-                err(f"{where} step {j} must be a table {{method = .., ...}}")
-            checked.append(_check_method(err, step, f"{where} step {j}"))
-        out.append((chosen, tuple(checked)))
-    return out

@@ -38,8 +38,13 @@ FINGERPRINTED_PACKAGES = ("bench", "compression", "genmodels")
 NOT_MEASURING = (
     "bench/__main__.py", "bench/annotations.py", "bench/cli.py", "bench/compare.py",
     "bench/environment.py", "bench/errors.py", "bench/history.py", "bench/invocations.py",
+    "bench/history_trends.py",
     "bench/loading.py", "bench/plots", "bench/report.py", "bench/store.py", "bench/sweep.py",
-    "bench/presets", "bench/table_render.py", "bench/tables.py",
+    "bench/presets", "bench/table_render.py", "bench/tables.py", "bench/reference_docs.py",
+    "bench/readme_sync.py", "bench/table_columns.py", "bench/table_latex.py",
+    "bench/table_legend.py", "bench/table_marks.py",
+    "bench/compare_history.py", "bench/compare_report.py", "bench/compare_settings.py",
+    "bench/comparison.py", "bench/latency_tests.py", "bench/verdicts.py",
 )
 # Data shipped inside a package (e.g. genmodels/assets/: the feature net's weights) decides
 # numbers as much as code does.

@@ -1,45 +1,116 @@
-"""History store of nightly runs (tidy CSV keyed by run date and commit) and its trend plots."""
+"""History store of runs: one tidy CSV whose rows keep runs of different machines, presets, run
+names, devices and batch sizes apart (who appends, who reads the last run, the CLI)."""
 from __future__ import annotations
 
 import argparse
 import io
-from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.compare import DEFAULT_THRESHOLDS, RESULT_METRICS, judge
+from bench import schema
+from bench.environment import machine_of
 from bench.errors import InputError
-from bench.loading import KEY_COLUMNS, cell_label, load_results_dir, with_latency
+from bench.loading import KEY_COLUMNS, ResultsDir, load_results_dir
 from genmodels.cache import atomic_write_bytes
 
-RUN_COLUMNS = ["run_date", "commit"]
-HISTORY_COLUMNS = RUN_COLUMNS + KEY_COLUMNS + ["seed", "metric", "value"]
-# Latency metrics come from latency.csv: CPU at the largest batch size (as in the tables).
-HISTORY_METRICS = RESULT_METRICS + ["latency_p50_ms", "speedup"]
-TREND_METRICS = ["fid_proxy", "elbo_nats", "speedup", "size_file_bytes"]
+# One run in the store: appending the same run again replaces its block (idempotent).
+RUN_COLUMNS = ["run_date", "commit", "run_name", "preset", "machine_id"]
+# A series: the same measurement of the same run kind on the same machine over time.
+SERIES_COLUMNS = ["run_name", "preset", "machine_id", *KEY_COLUMNS, "device", "batch_size"]
+HISTORY_COLUMNS = [*RUN_COLUMNS, *KEY_COLUMNS, "seed", "device", "batch_size", "metric", "value",
+                   "ci_low", "ci_high", "status"]
+_TEXT_COLUMNS = [*RUN_COLUMNS, *KEY_COLUMNS, "device", "metric", "status"]
+# A store written before runs were keyed (genbench <= schema 2 without machine ids).
+_OLD_COLUMNS = ["run_date", "commit", *KEY_COLUMNS, "seed", "metric", "value"]
+# Quality and size come from results.csv (device "", batch_size 0); latency metrics from every
+# measured latency.csv row (each device and batch size).
+QUALITY_METRICS = [m for m in schema.DIRECTIONS if m in schema.RESULTS_COLUMNS]
+LATENCY_METRICS = ["latency_p50_ms", "speedup", "throughput_sps", "peak_mem_bytes"]
+HISTORY_METRICS = QUALITY_METRICS + LATENCY_METRICS
 
 
-def run_block(directory: str | Path, date: str | None = None,
-              commit: str | None = None) -> pd.DataFrame:
-    """One run's tidy rows: (run_date, commit, KEY..., seed, metric, value) of its ok cells."""
+def _utc(date: str, what: str) -> str:
+    """ISO 8601 in UTC with an explicit offset, so that dates sort as text."""
+    try:
+        stamp = pd.Timestamp(str(date))
+    except ValueError:
+        raise InputError(f"{what} {date!r}: not an ISO 8601 date (e.g. 2025-01-31T02:00:00Z)") \
+            from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.isoformat(timespec="seconds")
+
+
+def _quality_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """(KEY..., seed, metric, value, ci_low, ci_high) of ok cells, one row per metric present."""
+    parts = []
+    for metric in QUALITY_METRICS:
+        rows = results[results[metric].notna()]
+        low, high = (rows[metric + s] if metric + s in rows else np.nan for s in schema.CI_SUFFIXES)
+        parts.append(rows[KEY_COLUMNS + ["seed"]].assign(metric=metric, value=rows[metric],
+                                                         ci_low=low, ci_high=high))
+    out = pd.concat(parts, ignore_index=True)
+    return out.assign(device="", batch_size=0, status=schema.STATUS_OK)
+
+
+def _latency_rows(run: ResultsDir, results: pd.DataFrame) -> pd.DataFrame:
+    """Every measured (ok or unstable) latency row, p50 with its order-statistic 95% interval
+    over the row's timing blocks; throughput's interval follows from p50's."""
+    from bench.latency_tests import median_ci  # H1's latency statistics
+
+    keys = results.set_index("cell_id")[KEY_COLUMNS + ["seed"]]
+    latency = run.latency[run.latency["status"].isin([schema.STATUS_OK, schema.STATUS_UNSTABLE])
+                          & run.latency["cell_id"].isin(keys.index)]
+    blocks = {key: group["seconds_per_call"].to_numpy(float) for key, group in
+              run.samples.groupby(["cell_id", "device", "batch_size"], sort=False)}
+    parts = []
+    for row in latency.to_dict("records"):
+        seconds = blocks.get((row["cell_id"], row["device"], row["batch_size"]))
+        low, high = (np.nan, np.nan) if seconds is None or len(seconds) == 0 else (
+            1e3 * bound for bound in median_ci(seconds))
+        batch = int(row["batch_size"])
+        intervals = {"latency_p50_ms": (low, high), "speedup": (np.nan, np.nan),
+                     "throughput_sps": (1e3 * batch / high, 1e3 * batch / low),
+                     "peak_mem_bytes": (np.nan, np.nan)}
+        for metric, (ci_low, ci_high) in intervals.items():
+            if pd.notna(row[metric]):
+                parts.append({**keys.loc[row["cell_id"]].to_dict(), "device": row["device"],
+                              "batch_size": batch, "metric": metric, "value": row[metric],
+                              "ci_low": ci_low, "ci_high": ci_high, "status": row["status"]})
+    return pd.DataFrame(parts, columns=KEY_COLUMNS + ["seed", "device", "batch_size", "metric",
+                                                      "value", "ci_low", "ci_high", "status"])
+
+
+def run_identity(run_json: dict, directory: Path) -> dict[str, str]:
+    """run_name (the config's name, else the directory's), preset ('' for a TOML file) and
+    machine_id (bench.environment.machine_of) of a run."""
+    config = run_json.get("config") or {}
+    return {"run_name": str(config.get("name") or run_json.get("preset") or directory.name),
+            "preset": str(run_json.get("preset") or ""), "machine_id": machine_of(run_json)["id"]}
+
+
+def run_block(directory: str | Path, *, date: str | None = None, commit: str | None = None,
+              run_name: str | None = None) -> pd.DataFrame:
+    """One run's tidy rows (HISTORY_COLUMNS): quality rows of its ok cells and its measured
+    latency rows. date/commit/run_name default to run.json's finished_at/git_commit/config."""
+    directory = Path(directory)
     run = load_results_dir(directory)
     date = date or run.run.get("finished_at") or run.run.get("started_at")
     commit = commit or run.run.get("git_commit")
     if not date or not commit:
         raise InputError(f"{directory}: run.json lacks finished_at/git_commit; pass --date and "
                          f"--commit")
-    try:
-        datetime.fromisoformat(str(date).replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--date {date!r}: not an ISO 8601 date (e.g. 2025-01-31T02:00:00Z)") \
-            from None
-    rows = with_latency(run, run.ok())
-    block = rows.melt(id_vars=KEY_COLUMNS + ["seed"], value_vars=HISTORY_METRICS,
-                      var_name="metric").dropna(subset=["value"])
-    block.insert(0, "commit", str(commit))
-    block.insert(0, "run_date", str(date))
-    return block[HISTORY_COLUMNS]
+    identity = {**run_identity(run.run, directory), "run_date": _utc(date, "--date"),
+                "commit": str(commit)}
+    if run_name:
+        identity["run_name"] = run_name
+    ok = run.ok()
+    block = pd.concat([_quality_rows(ok), _latency_rows(run, ok)], ignore_index=True)
+    block = block.dropna(subset=["value"]).assign(**identity)
+    # As read_store reads them back: a block and the store's copy of it compare equal.
+    block[["seed", "batch_size"]] = block[["seed", "batch_size"]].astype(int)
+    return block[HISTORY_COLUMNS].reset_index(drop=True)
 
 
 def read_store(store: str | Path) -> pd.DataFrame:
@@ -47,30 +118,35 @@ def read_store(store: str | Path) -> pd.DataFrame:
     store = Path(store)
     if not store.exists():
         return pd.DataFrame(columns=HISTORY_COLUMNS)
-    text_columns = RUN_COLUMNS + KEY_COLUMNS + ["metric"]
     try:
-        frame = pd.read_csv(store, dtype={c: str for c in text_columns})
+        frame = pd.read_csv(store, dtype={c: str for c in _TEXT_COLUMNS})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{store}: not a readable history CSV ({exc.__class__.__name__})") \
             from None
+    if list(frame.columns) == _OLD_COLUMNS:
+        raise InputError(f"{store}: a history store from before runs were keyed by machine, "
+                         "preset and run name (its runs cannot be told apart); move it aside and "
+                         "rebuild it with `genbench history append DIR --store STORE` per run")
     if list(frame.columns) != HISTORY_COLUMNS:
         raise InputError(f"{store}: columns {list(frame.columns)}; expected {HISTORY_COLUMNS}")
-    frame[text_columns] = frame[text_columns].fillna("")
+    frame[_TEXT_COLUMNS] = frame[_TEXT_COLUMNS].fillna("")
     return frame
 
 
-def append_run(directory: str | Path, store: str | Path, date: str | None = None,
-               commit: str | None = None) -> int:
-    """Append (or replace: idempotent per (date, commit)) a run's block; returns its row count.
+def append_run(directory: str | Path, store: str | Path, *, date: str | None = None,
+               commit: str | None = None, run_name: str | None = None) -> int:
+    """Append a run's block, replacing any block of the same (run_date, commit, machine_id,
+    run_name): appending twice changes nothing. Returns the block's row count.
 
     The whole store is rewritten through temp + rename, so a reader never sees half a block.
     """
-    block = run_block(directory, date, commit)
+    block = run_block(directory, date=date, commit=commit, run_name=run_name)
     if block.empty:  # no ok cell: nothing to record, and an empty block would erase nothing
         return 0
     old = read_store(store)
-    run_date, run_commit = block["run_date"].iloc[0], block["commit"].iloc[0]
-    keep = old[(old["run_date"] != run_date) | (old["commit"] != run_commit)]
+    same = ["run_date", "commit", "machine_id", "run_name"]
+    this = tuple(block[same].iloc[0])
+    keep = old[[tuple(r) != this for r in old[same].itertuples(index=False)]]
     merged = pd.concat([keep, block], ignore_index=True) if not keep.empty else block
     merged = merged.sort_values("run_date", kind="stable")
     buffer = io.StringIO()
@@ -79,53 +155,33 @@ def append_run(directory: str | Path, store: str | Path, date: str | None = None
     return len(block)
 
 
-def run_means(history: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per (KEY, run): mean over seeds plus the seed values, runs in date order."""
-    rows = history[history["metric"] == metric]
-    grouped = rows.groupby(KEY_COLUMNS + RUN_COLUMNS, sort=False)["value"]
-    out = grouped.agg(["mean", "std", list]).reset_index()
-    return out.sort_values("run_date", kind="stable")
-
-
-def detect_regressions(history: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Regressions between consecutive runs of each series, by compare's rule (judge)."""
-    found = []
-    for key, series in run_means(history, metric).groupby(KEY_COLUMNS, sort=False):
-        records = series.to_dict("records")
-        for before, after in zip(records, records[1:], strict=False):
-            verdict, change, _, _ = judge(metric, pd.Series(before["list"]).to_numpy(float),
-                                          pd.Series(after["list"]).to_numpy(float),
-                                          DEFAULT_THRESHOLDS[metric])
-            if verdict == "regression":
-                found.append({"cell": cell_label(dict(zip(KEY_COLUMNS, key, strict=True))),
-                              "run_date": after["run_date"], "commit": after["commit"],
-                              "change": change, **dict(zip(KEY_COLUMNS, key, strict=True))})
-    return pd.DataFrame(found, columns=["cell", "run_date", "commit", "change"] + KEY_COLUMNS)
-
-
-def plot_history(store: str | Path, out: str | Path) -> list[Path]:
-    """history_<metric>.png: a panel per family, a line per cell key, regressions marked."""
-    from bench.plots.history import plot_metric_history  # matplotlib only when plotting
-
+def last_run(store: str | Path, *, machine_id: str, preset: str, run_name: str,
+             before: str | None = None) -> pd.DataFrame | None:
+    """The most recent block in `store` of this machine, preset and run name (only runs dated
+    before `before`, when given), None when there is none."""
     history = read_store(store)
-    if history.empty:
-        raise InputError(f"{store}: no history yet; run `genbench history append` first")
-    written = []
-    for metric in TREND_METRICS:
-        if (history["metric"] == metric).any():
-            written += plot_metric_history(run_means(history, metric),
-                                           detect_regressions(history, metric), metric, Path(out))
-    return written
+    rows = history[(history["machine_id"] == machine_id) & (history["preset"] == (preset or ""))
+                   & (history["run_name"] == run_name)]
+    if before is not None:
+        rows = rows[rows["run_date"] < _utc(before, "before")]
+    if rows.empty:
+        return None
+    latest = rows.sort_values("run_date", kind="stable").iloc[-1]
+    same = (rows["run_date"] == latest["run_date"]) & (rows["commit"] == latest["commit"])
+    return rows[same].reset_index(drop=True)
 
 
 def _append_cli(args: argparse.Namespace) -> int:
-    rows = append_run(args.dir, args.store, args.date, args.commit)
+    rows = append_run(args.dir, args.store, date=args.date, commit=args.commit,
+                      run_name=args.run_name)
     print(f"{args.store}: {rows} rows for this run")
     return 0
 
 
 def _plot_cli(args: argparse.Namespace) -> int:
-    for path in plot_history(args.store, args.out):
+    from bench.plots.history import plot_history  # matplotlib only when plotting
+
+    for path in plot_history(read_store(args.store), args.out, source=args.store):
         print(path)
     return 0
 
@@ -138,8 +194,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     append.add_argument("--store", required=True, help="history CSV (created if missing)")
     append.add_argument("--date", help="run date, ISO 8601 (default: run.json finished_at)")
     append.add_argument("--commit", help="commit SHA (default: run.json git_commit)")
+    append.add_argument("--run-name", help="series name (default: the config's name)")
     append.set_defaults(func=_append_cli)
-    plot = commands.add_parser("plot", help="trend plots per key metric with regressions marked")
+    plot = commands.add_parser("plot", help="trend plots: a panel per family, a line per machine")
     plot.add_argument("--store", required=True, help="history CSV")
-    plot.add_argument("--out", required=True, help="directory for history_<metric>.png")
+    plot.add_argument("--out", required=True, help="directory for history_<run>_<metric>.png")
     plot.set_defaults(func=_plot_cli)

@@ -21,7 +21,9 @@ from bench.errors import InputError
 # outcome of the method (and empty when a cell failed early).
 KEY_COLUMNS = (["dataset", "family", "method"] + schema.SETTING_COLUMNS
                + ["settings_json", "pipeline_json"])
-_TEXT_COLUMNS = schema.ID_COLUMNS + schema.SETTING_COLUMNS + schema.EXTRA_SETTING_COLUMNS
+_TEXT_COLUMNS = (
+    schema.ID_COLUMNS + schema.SETTING_COLUMNS + schema.EXTRA_SETTING_COLUMNS + ["class_fractions"]
+)
 # True/False columns: read as pandas' nullable boolean (empty where a cell has none).
 _BOOL_COLUMNS = ["collapsed"] + [m + "_delta_significant" for m in schema.DELTA_METRICS]
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
@@ -81,6 +83,9 @@ def _read_csv(path: Path, columns: list[str], text_columns: list[str]) -> pd.Dat
         frame = pd.read_csv(path, dtype={c: str for c in text_columns + flags if c in columns})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__})") from None
+    for column in schema.ADDED_RESULTS_COLUMNS:  # absent from results of older code
+        if column in columns and column not in frame.columns:
+            frame[column] = None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing columns {missing}; expected {columns}")

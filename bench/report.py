@@ -1,4 +1,5 @@
-"""`genbench report DIR`: one self-contained HTML page (images as data URIs) of a run."""
+"""`genbench report DIR`: one self-contained HTML page (images as data URIs) of a run, drawn
+from the current results every time: findings first, then plots, tables, comparison, context."""
 from __future__ import annotations
 
 import argparse
@@ -7,37 +8,30 @@ import html
 import json
 from pathlib import Path
 
-from bench import schema
-from bench.annotations import (
-    cell_remarks,
-    floor_summary,
-    n_samples,
-    speedup_noise,
-    unstable_latency_rows,
-)
-from bench.compare import CompareReport, compare_runs
-from bench.loading import ResultsDir, cell_label, load_results_dir
-from bench.tables import PLUS_MINUS, family_tables, to_html, write_tables
+from bench.errors import InputError
+from bench.families import ordered_families
+from bench.loading import ResultsDir, load_results_dir
+from bench.report_browser import PAGE_CHECK, find_browser, screenshot
+from bench.report_findings import findings_html
+from bench.report_sections import comparison_html, context_html, notes_html, run_name
 
 REPORT_FILE = "report.html"
-# Marks every <img> that decoded (complete and naturalWidth > 0) into body[data-images-ok]:
-# the browser test reads "loaded/total" from the dumped DOM.
-_IMAGE_CHECK = """<script>
-window.addEventListener("load", () => {
-  const images = Array.from(document.images);
-  const ok = images.filter((img) => img.complete && img.naturalWidth > 0).length;
-  document.body.dataset.imagesOk = ok + "/" + images.length;
-});
-</script>"""
+HISTORY_PREFIX = "history_"  # `genbench history` draws these into DIR/plots; shown when present
 _STYLE = """<style>
-body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
+body { font-family: sans-serif; margin: 1.5em; max-width: 1400px; overflow-wrap: break-word; }
+nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th { white-space: nowrap; }
 th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
+table.definitions th, table.definitions td, table.notes th, table.notes td,
+table.findings th, table.findings td { text-align: left; }
+table.findings td:first-child { white-space: nowrap; }
 caption { font-weight: bold; text-align: left; padding: 4px 0; }
-img { max-width: 100%; display: block; margin: 1em 0; }
+.scroll { max-width: 100%; overflow-x: auto; }
+img { max-width: 100%; height: auto; display: block; margin: 1em 0; }
+pre { max-width: 100%; overflow-x: auto; white-space: pre-wrap; }
 .note { font-size: 0.85em; color: #555; } .regression { color: #b00; }
-table.notes td { text-align: left; }
 </style>"""
 
 
@@ -47,127 +41,104 @@ def image_tag(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
-def _definition_table(items: dict[str, object], caption: str) -> str:
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in items.items())
-    return f"<table><caption>{html.escape(caption)}</caption>{rows}</table>"
+def _images(paths: list[Path]) -> str:
+    return "\n".join(image_tag(p) for p in paths if p.suffix == ".png" and p.is_file())
 
 
-def metadata_html(run: ResultsDir) -> str:
-    info = run.run
-    summary = {key: info.get(key) for key in ("preset", "git_commit", "git_dirty",
-                                              "genbench_version", "started_at", "finished_at")}
-    status = run.results["status"].value_counts().to_dict()
-    summary["cells"] = ", ".join(f"{count} {name}" for name, count in status.items())
-    latency = run.latency["status"].value_counts().to_dict()
-    summary["latency rows"] = ", ".join(f"{count} {name}" for name, count in latency.items())
-    summary["unstable latency rows"] = (
-        f"{unstable_latency_rows(run)} (relative IQR above the threshold after every "
-        "re-measurement: figures kept in latency.csv, no p50 or speedup taken from them)")
-    for family in run.results["family"].unique():
-        batch, speedups = speedup_noise(run, family)
-        if speedups:
-            summary[f"speedup noise, {family}"] = (
-                f"{min(speedups):.3f} to {max(speedups):.3f} (baseline timed against itself, "
-                f"CPU, batch {batch}, {len(speedups)} measurement(s))")
-    floors = {metric: f"{mean:.4g} {PLUS_MINUS} {spread:.2g}" if spread == spread
-              else f"{mean:.4g}" for metric, (mean, spread) in floor_summary(run).items()}
-    n = n_samples(run)
-    at = f" at n={n}" if n else ""
-    parts = [_definition_table(summary, "Run"),
-             _definition_table(info.get("environment") or {}, "Environment"),
-             _definition_table(info.get("feature_net") or {}, "Feature net (FID-proxy)"),
-             _definition_table(floors, f"Real-vs-real floors{at} (what real data scores; mean "
-                                       f"{PLUS_MINUS} std over resamples)"),
-             "<details><summary>Resolved configuration</summary><pre>"
-             + html.escape(json.dumps(info.get("config"), indent=1)) + "</pre></details>"]
-    return "\n".join(parts)
+def _tables(run: ResultsDir) -> tuple[str, list[Path]]:
+    """Every table as HTML (families in their one order) and the table files rewritten; table
+    files of families the results no longer have are removed."""
+    from bench.table_render import to_html
+    from bench.tables import family_tables, write_tables
+
+    written = write_tables(run.path)
+    keep = {p.resolve() for p in written}
+    for stale in sorted((run.path / "tables").glob("*")):
+        if stale.is_file() and stale.suffix in (".md", ".tex") and stale.resolve() not in keep:
+            stale.unlink()
+    tables = family_tables(run)
+    parts = [f"<div class='scroll'>{to_html(tables[f])}</div>"
+             for f in ordered_families(tables) if f in tables]
+    return "\n".join(parts), written
 
 
-def notes_html(run: ResultsDir) -> str:
-    """The cells with something to say (collapsed output, simulated layers, layers pruned to
-    100%, ...), one line each; empty when no cell has notes."""
-    ok = run.results[run.results["status"] == schema.STATUS_OK]
-    items = [(cell_label(r), r["seed"], cell_remarks(r)) for _, r in ok.iterrows()]
-    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(seed))}</td>"
-                   f"<td>{html.escape(text)}</td></tr>" for label, seed, text in items if text)
-    if not rows:
-        return ""
-    head = "<thead><tr><th>cell</th><th>seed</th><th>notes</th></tr></thead>"
-    return f"<table class='notes'>{head}<tbody>{rows}</tbody></table>"
+def _comparison(run: ResultsDir, baseline: Path) -> str:
+    from bench.compare import compare_runs, to_json  # compare's public output only
+
+    payload = json.loads(to_json(compare_runs(load_results_dir(baseline), run)))
+    return comparison_html(payload, baseline)
 
 
-def comparison_html(report: CompareReport, baseline: Path) -> str:
-    verdict = "REGRESSION" if report.exit_code else "clean"
-    parts = [f"<p>Against <code>{html.escape(str(baseline))}</code>: <b>{verdict}</b>, "
-             f"{len(report.comparisons)} metric comparisons, {len(report.regressions)} "
-             f"regression(s).</p>"]
-    flagged = [c for c in report.comparisons if c.verdict != "unchanged"]
-    if flagged:
-        head = "".join(f"<th>{h}</th>" for h in ("cell", "metric", "device/batch", "baseline",
-                                                 "current", "change", "verdict"))
-        body = "".join(
-            f"<tr class='{c.verdict}'><td>{html.escape(c.cell)}</td><td>{c.metric}</td>"
-            f"<td>{c.device or '-'}/{c.batch_size or '-'}</td><td>{c.baseline:.4g}</td>"
-            f"<td>{c.current:.4g}</td><td>{c.change:+.1%}</td><td>{c.verdict}</td></tr>"
-            for c in flagged)
-        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    lists = (("Status changes", [f"{s['cell']} seed {s['seed']}: {s['baseline']} -> "
-                                 f"{s['current']}" for s in report.status_changes]),
-             ("Only in baseline", report.only_baseline), ("Only in current", report.only_current))
-    for title, items in lists:
-        if items:
-            parts.append(f"<h3>{title}</h3><ul>"
-                         + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
-    return "\n".join(parts)
+def report_sections(run: ResultsDir, baseline: Path | None = None) -> list[tuple[str, str]]:
+    """(title, HTML) of every section, in reading order; plots and tables are redrawn."""
+    from bench.plots import draw_plots  # matplotlib only when plots must be drawn
+
+    sections = [("Findings", findings_html(run))]
+    for title, paths in draw_plots(run).items():
+        if any(p.suffix == ".png" for p in paths):
+            sections.append((title, _images(paths)))
+    history = sorted((run.path / "plots").glob(f"{HISTORY_PREFIX}*.png"))
+    if history:
+        sections.append(("History", _images(history)))
+    tables, _ = _tables(run)
+    sections.append(("Tables", tables))
+    notes = notes_html(run)
+    if notes:
+        sections.append(("Cell notes", notes))
+    if baseline is not None:
+        sections.append(("Comparison", _comparison(run, Path(baseline))))
+    sections.append(("Run and environment", context_html(run)))
+    return sections
 
 
 def build_report(directory: str | Path, baseline: str | Path | None = None) -> Path:
-    """Write DIR/report.html, making plots and tables first where they are missing."""
-    from bench.plots import make_plots  # matplotlib only when plots must be drawn
-
+    """Write DIR/report.html from the current results: plots and tables are redrawn every time
+    (stale plot and table files of the same kinds removed), never reused."""
     run = load_results_dir(directory)
-    compared = compare_runs(load_results_dir(baseline), run) if baseline is not None else None
-    plots = run.path / "plots"
-    if not any(plots.glob("tradeoff_*.png")):  # history plots alone do not count
-        make_plots(run)
-    if not any((run.path / "tables").glob("*.md")):
-        write_tables(run.path)
-    sections = [("Run", metadata_html(run))]
-    if compared is not None:
-        sections.append(("Comparison", comparison_html(compared, Path(baseline))))
-    for title, prefix in (("Trade-offs", "tradeoff_"), ("Sample grids", "samples_"),
-                          ("History", "history_")):
-        images = sorted(plots.glob(f"{prefix}*.png"))
-        if images:
-            sections.append((title, "\n".join(image_tag(p) for p in images)))
-    others = sorted(p for p in plots.glob("*.png")
-                    if not p.name.startswith(("tradeoff_", "samples_", "history_")))
-    if others:
-        sections.append(("Other plots", "\n".join(image_tag(p) for p in others)))
-    sections.insert(2 if compared is not None else 1, (
-        "Tables", "\n".join(to_html(t) for t in family_tables(run).values())))
-    notes = notes_html(run)
-    if notes:
-        sections.insert(3 if compared is not None else 2, ("Cell notes", notes))
-    title = f"genbench report: {run.run.get('preset') or run.path.name}"
-    body = "\n".join(f"<section><h2>{html.escape(name)}</h2>\n{content}</section>"
-                     for name, content in sections)
+    if baseline is not None:
+        load_results_dir(baseline)  # a bad baseline fails before anything is written
+    sections = report_sections(run, Path(baseline) if baseline is not None else None)
+    title = f"genbench report: {run_name(run)}"
+    anchors = [(name, "s-" + name.lower().replace(" ", "-")) for name, _ in sections]
+    nav = "<nav>" + "".join(f"<a href='#{a}'>{html.escape(n)}</a>" for n, a in anchors) + "</nav>"
+    body = "\n".join(f"<section id='{anchor}'><h2>{html.escape(name)}</h2>\n{content}</section>"
+                     for (name, anchor), (_, content) in zip(anchors, sections, strict=True))
     page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{html.escape(title)}</title>{_STYLE}</head>\n<body><h1>"
-            f"{html.escape(title)}</h1>\n{body}\n{_IMAGE_CHECK}\n</body></html>\n")
+            f"{html.escape(title)}</h1>\n{nav}\n{body}\n{PAGE_CHECK}\n</body></html>\n")
     out = run.path / REPORT_FILE
     out.write_text(page, encoding="utf-8")
     return out
 
 
 def _run_cli(args: argparse.Namespace) -> int:
-    print(build_report(args.dir, args.baseline))
-    return 0
+    browser = None
+    if args.screenshot:
+        browser = find_browser()
+        if browser is None:  # before drawing anything: nothing half-done
+            raise InputError("--screenshot needs Chromium or Chrome: install it (apt-get install "
+                             "chromium) or set GENBENCH_CHROMIUM to its binary")
+    page = build_report(args.dir, args.baseline)
+    print(page)
+    if browser is None:
+        return 0
+    check = screenshot(page, Path(args.screenshot), browser)
+    print(f"{args.screenshot}: {check.images_ok}/{check.images} images loaded, page "
+          f"{check.scroll_width} px wide in a {check.inner_width} px window")
+    for problem in check.problems:
+        print(f"report check failed: {problem}")
+    return 1 if check.problems else 0
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="self-contained HTML page: DIR/report.html")
+    parser = subparsers.add_parser(
+        "report", help="write DIR/report.html: findings, plots, tables (and a comparison), "
+                       "redrawn from the current results")
     parser.add_argument("dir", help="results directory written by `genbench run`")
     parser.add_argument("--baseline", help="reference results directory to compare against")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="also write a full-page PNG of the report rendered by headless "
+                             "Chromium at 1280 px, and check every image loads and the page "
+                             "fits the window (exit 1 if not)")
     parser.set_defaults(func=_run_cli)

@@ -42,6 +42,10 @@ QUALITY_COLUMNS = [
     "recon_bce_nats",
     "elbo_nats",
     "nll_iwae_nats",
+    # The same two bounds in bits per dimension (pixel) of the 256-level discretisation:
+    # -nats / (D ln 2), lower is better, 8 = a uniform pmf (genmodels.models.likelihood).
+    "elbo_bpd",
+    "iwae_bpd",
     "output_drift_mse",
 ]
 # Every quality metric with an interval: `<metric>_ci_low/_ci_high` (95%, bootstrap over samples;
@@ -59,6 +63,10 @@ INTERVAL_COLUMNS = [m + s for m in INTERVAL_METRICS for s in CI_SUFFIXES] + [
 # averaged over pixels; collapsed: True when it is below COLLAPSE_STD (one image for every z).
 COLLAPSE_COLUMNS = ["latent_std", "collapsed"]
 COLLAPSE_STD = 1e-4
+# Which digits the samples show, under the feature net's classifier (bench.metrics.classes):
+# classes with >= 5% of the samples, entropy of the class histogram / log K, mean max-softmax;
+# class_fractions is the histogram itself, a JSON list of K fractions (text).
+CLASS_COLUMNS = ["classes_present", "class_entropy_norm", "mean_confidence", "class_fractions"]
 SIZE_COLUMNS = [
     "params",
     "nonzero_params",
@@ -75,8 +83,13 @@ SIZE_COLUMNS = [
 TIME_COLUMNS = ["compress_seconds", "eval_seconds"]
 RESULTS_COLUMNS = (
     ID_COLUMNS + SETTING_COLUMNS + EXTRA_SETTING_COLUMNS + QUALITY_COLUMNS + INTERVAL_COLUMNS
-    + COLLAPSE_COLUMNS + SIZE_COLUMNS + TIME_COLUMNS
+    + COLLAPSE_COLUMNS + CLASS_COLUMNS + SIZE_COLUMNS + TIME_COLUMNS
 )
+# Columns added after results were first written at SCHEMA_VERSION 2: a reader fills them empty
+# when an older results.csv lacks them (older results stay loadable and comparable).
+ADDED_RESULTS_COLUMNS = [
+    c for c in RESULTS_COLUMNS if c.startswith(("elbo_bpd", "iwae_bpd"))
+] + CLASS_COLUMNS
 
 LATENCY_COLUMNS = [
     "cell_id",
@@ -110,6 +123,11 @@ DIRECTIONS = {
     "recon_bce_nats": -1,
     "elbo_nats": +1,
     "nll_iwae_nats": -1,
+    "elbo_bpd": -1,
+    "iwae_bpd": -1,
+    "classes_present": +1,
+    "class_entropy_norm": +1,
+    "mean_confidence": +1,
     "output_drift_mse": -1,
     "size_file_bytes": -1,
     "compression_ratio": +1,

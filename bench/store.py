@@ -96,6 +96,9 @@ class ResultStore:
             atomic_write_bytes(safe_join(self.root, f"{SAMPLES_DIR}/{cell_id}.npz"),
                                buffer.getvalue())
         write_json(self.record_path(cell_id), _json_safe(record))
+        from bench.training_curves import write_training_curve
+
+        write_training_curve(self.root, record)  # DIR/training/<family>-seed<seed>.json
 
     def regenerate(self, cell_ids: list[str]) -> None:
         """Rewrite results.csv, latency.csv and latency_samples.csv from the records of

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import SweepConfig
-from bench.environment import utc_now
+from bench.environment import machine_fingerprint, utc_now
 from bench.executors import execute
 from bench.grid import BASELINE, Cell, expand
 from bench.invocations import (
@@ -97,7 +97,8 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
             "genbench_version": invocation["environment"]["genbench"],
             "git_commit": invocation["git_commit"], "git_dirty": invocation["git_dirty"],
             "code_fingerprint": invocation["code_fingerprint"], "config": config.to_dict(),
-            "environment": invocation["environment"], "floors": None, "feature_net": None,
+            "environment": invocation["environment"],
+            "machine": machine_fingerprint(), "floors": None, "feature_net": None,
             "floors_spread": None, "floor_method": None,
             "started_at": invocation["started_at"], "finished_at": None, "preset": preset,
             "cells": len(cells),

@@ -1,4 +1,5 @@
-"""Text of a table: one number format per column, and Markdown, LaTeX or HTML rendering."""
+"""Text of a table: one number format per column, and Markdown or HTML rendering (LaTeX:
+bench/table_latex.py)."""
 from __future__ import annotations
 
 import html
@@ -14,14 +15,16 @@ NOISE_MARK = "\u2248"
 
 @dataclass(frozen=True)
 class Table:
-    """Rendered cells (text) with a bold flag each; `notes`: legend and excluded-cell lines
-    printed under the table."""
+    """Rendered cells (text) with a bold flag each. title: the caption (what the table shows,
+    what ± and bold mean); notes: legend and excluded-cell lines printed under the table;
+    label: a short id for cross-references (LaTeX \\label{tab:<label>})."""
 
     title: str
     headers: list[str]
     rows: list[list[str]]
     bold: list[list[bool]]
     notes: tuple[str, ...] = ()
+    label: str = ""
 
 
 def column_decimals(values: np.ndarray) -> int:
@@ -56,7 +59,7 @@ def format_value(value: float, half_width: float, decimals: int) -> str:
     return f"{text} {PLUS_MINUS} {width}"
 
 
-def _text_columns(table: Table) -> int:
+def text_columns(table: Table) -> int:
     """Leading text columns (Dataset, Method, Setting): left-aligned, never numbers."""
     return 3 if table.headers[:1] == ["Dataset"] else 2
 
@@ -65,7 +68,7 @@ def to_markdown(table: Table) -> str:
     def cell(value: str, strong: bool) -> str:
         return f"**{value}**" if strong else value
 
-    left = _text_columns(table)
+    left = text_columns(table)
     lines = [f"**{table.title}**", "", "| " + " | ".join(table.headers) + " |",
              "|" + "|".join("---" if i < left else "---:" for i in range(len(table.headers)))
              + "|"]
@@ -73,35 +76,6 @@ def to_markdown(table: Table) -> str:
         lines.append("| " + " | ".join(cell(v, b) for v, b in zip(row, marks, strict=True)) + " |")
     for note in table.notes:
         lines += ["", note]
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters; ± becomes $\\pm$ and ≈ $\\approx$."""
-    escaped = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-    return escaped.replace(PLUS_MINUS, r"$\pm$").replace(NOISE_MARK, r"$\approx$")
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs table (needs \\usepackage{booktabs}); the notes as footnote-size lines."""
-    def cell(value: str, strong: bool) -> str:
-        return rf"\textbf{{{latex_escape(value)}}}" if strong else latex_escape(value)
-
-    left = _text_columns(table)
-    spec = "l" * left + "r" * (len(table.headers) - left)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title)}}}",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(latex_escape(h) for h in table.headers) + r" \\", r"\midrule"]
-    for row, marks in zip(table.rows, table.bold, strict=True):
-        lines.append(" & ".join(cell(v, b) for v, b in zip(row, marks, strict=True)) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    lines += [rf"\par\footnotesize {latex_escape(note)}" for note in table.notes]
-    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,22 +1,66 @@
-"""Validation helpers of sweep configs: typed lookups, dataclass building, machine/data checks."""
+"""Validation helpers of sweep configs: collected errors, typed lookups, dataclass building."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import typing
+from collections.abc import Iterable
 from typing import Any
+
+MAX_SHOWN = 5  # problems listed per file; beyond that one line says how many more
 
 
 class ConfigError(ValueError):
-    """A sweep config is malformed; the message names the file, the key and what is allowed."""
+    """A sweep config is malformed: one line per problem, each naming the file, the key and what
+    is allowed. `problems` holds every line (the message shows the first MAX_SHOWN)."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        shown = self.problems[:MAX_SHOWN]
+        more = len(self.problems) - len(shown)
+        if more:
+            shown.append(f"... and {more} more problem{'s' if more > 1 else ''}")
+        super().__init__("\n".join(shown))
 
 
 class Errors:
-    """Raises ConfigError prefixed with the config's source (file name or preset)."""
+    """Collects a file's problems (prefixed with its source) so that all are reported at once:
+    call it per problem, then `raise_if_any()` where later checks need the earlier ones clean."""
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.problems: list[str] = []
 
     def __call__(self, message: str) -> None:
-        raise ConfigError(f"{self.source}: {message}")
+        line = f"{self.source}: {message}"
+        if line not in self.problems:  # a sweep's combinations can repeat one problem
+            self.problems.append(line)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for a near miss of `word` among `choices` (difflib), else ''."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown(kind: str, word: Any, choices: Iterable[str]) -> str:
+    """"unknown KIND 'word' (did you mean ..?); allowed: a, b" (choices sorted)."""
+    choices = sorted(choices)
+    return f"unknown {kind} {word!r}{did_you_mean(word, choices)}; allowed: {', '.join(choices)}"
+
+
+def check_keys(err: Errors, table: dict, allowed: Iterable[str], where: str = "") -> None:
+    """One problem per key of `table` not in `allowed`."""
+    allowed = list(allowed)
+    prefix = f"{where} " if where else ""
+    for key in sorted(set(table) - set(allowed)):
+        err(prefix + unknown("key", key, allowed))
 
 
 def _type_name(kind: Any) -> str:
@@ -36,7 +80,9 @@ def _is(value: Any, kind: Any) -> bool:
 
 
 def typed(err: Errors, table: dict, key: str, kind: Any, default: Any = None,
-           required: bool = False) -> Any:
+          required: bool = False) -> Any:
+    """table[key] if it has type `kind`; a missing or wrong-typed value is a problem (unless
+    optional and missing) and gives `default`, so that later checks can go on."""
     if key not in table:
         if required:
             err(f"missing required key {key!r}")
@@ -44,15 +90,24 @@ def typed(err: Errors, table: dict, key: str, kind: Any, default: Any = None,
     value = table[key]
     if not _is(value, kind):
         err(f"{key} = {value!r} has the wrong type; expected {_type_name(kind)}")
+        return default
     return value
 
 
+def as_list(value: Any) -> list:
+    """A scalar where a list of one is meant (`seeds = 0`) is that list."""
+    return value if isinstance(value, list) else [value]
+
+
 def int_list(err: Errors, table: dict, key: str, default: list, minimum: int) -> list[int]:
-    values = typed(err, table, key, list, default)
+    values = as_list(table.get(key, default))
     if not values:
         err(f"{key} is empty; give at least one integer >= {minimum}")
     for v in values:
-        if not _is(v, int) or v < minimum:
+        if not _is(v, int):
+            err(f"{key} = {table[key]!r} has the wrong type; expected integer or list of integers")
+            return list(default)
+        if v < minimum:
             err(f"{key} contains {v!r}; allowed: integers >= {minimum}")
     if len(set(values)) != len(values):
         err(f"{key} contains duplicates: {values}")
@@ -60,45 +115,61 @@ def int_list(err: Errors, table: dict, key: str, default: list, minimum: int) ->
 
 
 def str_list(err: Errors, table: dict, key: str, default: list, allowed: tuple) -> list[str]:
-    values = typed(err, table, key, list, default)
+    values = as_list(table.get(key, default))
     if not values:
         err(f"{key} is empty; allowed values: {', '.join(allowed)}")
     for v in values:
         if v not in allowed:
-            err(f"{key} contains {v!r}; allowed: {', '.join(allowed)}")
+            err(f"{key} contains {v!r}{did_you_mean(v, allowed)}; allowed: {', '.join(allowed)}")
     return list(values)
 
 
-def check_field_types(cls: type, table: dict[str, Any], where: str) -> str | None:
-    """First wrong-typed int/float/str/bool field of dataclass `cls` in `table`, or None."""
-    import typing
+def _scalar_kinds(hint: Any) -> tuple:
+    args = typing.get_args(hint)
+    return tuple(a for a in args if a in (int, float, str, bool)) if args else (
+        (hint,) if hint in (int, float, str, bool) else ())
 
+
+def field_kinds(cls: type) -> dict[str, tuple]:
+    """{field: scalar types it accepts} of dataclass `cls` ({} if its hints do not resolve)."""
     try:
         hints = typing.get_type_hints(cls)
     except Exception:  # noqa: BLE001 - unresolvable annotations: leave it to __post_init__
-        return None
-    for key, value in table.items():
-        hint = hints.get(key)
-        kinds = tuple(a for a in typing.get_args(hint) if a in (int, float, str, bool)) \
-            if typing.get_args(hint) else ((hint,) if hint in (int, float, str, bool) else ())
-        if kinds and value is not None and not _is(value, kinds):
-            return f"{where} {key} = {value!r} has the wrong type; expected {_type_name(kinds)}"
-    return None
+        return {}
+    return {f.name: _scalar_kinds(hints.get(f.name)) for f in dataclasses.fields(cls)}
+
+
+def check_field_types(cls: type, table: dict[str, Any], where: str) -> list[str]:
+    """One message per wrong-typed int/float/str/bool field of dataclass `cls` in `table`."""
+    kinds = field_kinds(cls)
+    return [f"{where} {key} = {value!r} has the wrong type; expected {_type_name(kinds[key])}"
+            for key, value in table.items()
+            if kinds.get(key) and value is not None and not _is(value, kinds[key])]
+
+
+def canonical(cls: type, table: dict[str, Any]) -> dict[str, Any]:
+    """`table` with an integer given for a float-only field as that float (`lr = 1` is 1.0), so
+    that the two spellings build, print and hash alike (cell ids hash the resolved fields)."""
+    kinds = field_kinds(cls)
+    return {key: float(value) if kinds.get(key) == (float,) and type(value) is int else value
+            for key, value in table.items()}
 
 
 def build(err: Errors, cls: type, table: dict[str, Any], where: str) -> Any:
-    """`cls(**table)` with unknown keys, wrong types and range errors reported as ConfigError."""
+    """`cls(**table)` with unknown keys, wrong types and range errors reported to `err`;
+    None when it cannot be built."""
     allowed = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        err(f"{where} unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    check_keys(err, table, allowed, where)
     wrong = check_field_types(cls, table, where)
-    if wrong:
-        err(wrong)
+    for message in wrong:
+        err(message)
+    if wrong or set(table) - set(allowed):
+        return None
     try:
-        return cls(**table)
+        return cls(**canonical(cls, table))
     except (TypeError, ValueError) as exc:
         err(f"{where} {exc}")
+        return None
 
 
 def check_machine(config: Any, dataset: Any) -> None:
@@ -128,6 +199,7 @@ def check_machine(config: Any, dataset: Any) -> None:
         if limit and batch * per_image > limit:
             err(f"batch_sizes contains {batch}: about {batch * per_image >> 20} MiB of "
                 f"activations, more than the {limit >> 20} MiB of memory available")
+    err.raise_if_any()
 
 
 def _available_memory_bytes() -> int:

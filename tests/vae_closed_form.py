@@ -1,7 +1,8 @@
 """Registered VAEs set to a closed form: a decoder that ignores z and a fixed Gaussian q(z|x).
 
 Zeroing the decoder's output-layer weights leaves logits = its bias, whatever z is, so
-p(x|z) = prod Bernoulli(x; sigmoid(b)) and log p(x) = sum x log s(b) + (1 - x) log s(-b) exactly.
+p(x|z) = p(x) = prod over pixels of the discretised continuous Bernoulli mass of x's grey level
+k = round(255 x): P(k | l) = (e^{l (k+1)/256} - e^{l k/256}) / (e^l - 1), exactly.
 Zeroing the encoder head's weights leaves (mu, logvar) = its bias for every x, so q(z|x) =
 N(m, diag(exp(lv))) and, with p(x|z) constant in z, ELBO = log p(x) - KL(q || N(0, I)) and every
 importance weight is p(x) * p(z) / q(z): with m = 0, lv = 0 it is p(x) exactly, for every k.
@@ -57,7 +58,18 @@ def set_closed_form(
 
 
 def log_px(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B,) float64 log p(x) = sum over pixels of x log sigmoid(l) + (1 - x) log sigmoid(-l)."""
+    """(B,) float64 log p(x): the sum over pixels of log P(k | l), written directly as the
+    difference of the continuous Bernoulli's CDF at the bin edges (a reference independent of
+    genmodels.models.likelihood's stable form; float64, |l| <= 2, l != 0)."""
+    l = logits.double().expand_as(x)
+    k = torch.round(x.double() * 255)
+    mass = (torch.exp(l * (k + 1) / 256) - torch.exp(l * k / 256)) / torch.expm1(l)
+    return mass.log().flatten(1).sum(1)
+
+
+def bce_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B,) float64 -BCE = sum over pixels of x log sigmoid(l) + (1 - x) log sigmoid(-l) (what
+    recon_bce reports, negated)."""
     x = x.double()
     return (x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).flatten(1).sum(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -43,4 +44,16 @@ def class_statistics(logits: np.ndarray, present_fraction: float = PRESENT_FRACT
         "class_entropy_norm": h / math.log(k),
         "classes_present": int((fractions >= present_fraction).sum()),
         "mean_confidence": float(probs.max(axis=1).mean()),
+    }
+
+
+def class_columns(logits: np.ndarray) -> dict[str, int | float | str]:
+    """`class_statistics` as the result columns bench.schema.CLASS_COLUMNS: classes_present,
+    class_entropy_norm, mean_confidence, and class_fractions as a JSON list (text column)."""
+    stats = class_statistics(logits)
+    return {
+        "classes_present": stats["classes_present"],
+        "class_entropy_norm": stats["class_entropy_norm"],
+        "mean_confidence": stats["mean_confidence"],
+        "class_fractions": json.dumps(stats["class_fractions"]),
     }

@@ -12,13 +12,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.metrics.likelihood import elbo_per_image, iwae_per_image, recon_bce_per_image
+from bench.metrics.classes import class_columns
+from bench.metrics.feature_fns import make_feature_fn  # noqa: F401 - public here too
+from bench.metrics.likelihood import (
+    elbo_per_image,
+    iwae_per_image,
+    nats_to_bpd,
+    recon_bce_per_image,
+)
 from bench.metrics.paired import Outputs, intervals, paired, weights_key
 from bench.metrics.quality import real_floor, sample_metrics
 from bench.metrics.replicates import ReplicateMetrics, half_samples
-from bench.schema import INTERVAL_COLUMNS, QUALITY_COLUMNS
+from bench.schema import CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
 
-FEATURE_BATCH = 500  # images per feature-net call; features do not depend on it (eval mode)
 SAMPLE_BATCH = 500  # z per generator call
 FLOOR_REPEATS = 10  # real subsets the floor is averaged over
 BASELINES_KEPT = 8  # baselines whose outputs the evaluator keeps (one per family and seed)
@@ -63,23 +69,6 @@ class EvalSettings:
                 raise ValueError(f"EvalSettings.{name} must be an int >= {low}; got {value!r}")
 
 
-def make_feature_fn(
-    net: nn.Module, batch_size: int = FEATURE_BATCH
-) -> Callable[[torch.Tensor], np.ndarray]:
-    """Wrap a feature network (with `.features(x)` if it has one, else its forward) into
-    images (B, C, H, W) -> float64 features (B, d), batched, in eval mode, on the net's device."""
-    extract = getattr(net, "features", net)
-
-    @torch.no_grad()
-    def feature_fn(x: torch.Tensor) -> np.ndarray:
-        net.eval()
-        device = next(net.parameters()).device
-        parts = [extract(chunk.to(device)).double().cpu() for chunk in torch.split(x, batch_size)]
-        return torch.cat(parts).numpy()
-
-    return feature_fn
-
-
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     for name, value in metrics.items():
         if not math.isfinite(value):
@@ -103,13 +92,17 @@ class QualityEvaluator:
         test_x: torch.Tensor,
         settings: EvalSettings = EvalSettings(),
         floor_x: torch.Tensor | None = None,
+        logits_fn: Callable[[torch.Tensor], np.ndarray] | None = None,
     ) -> None:
-        """floor_x: real images that are not test images (the training split), for `floor`."""
+        """floor_x: real images that are not test images (the training split), for `floor`.
+        logits_fn: images -> class logits (N, K) for CLASS_COLUMNS; default feature_fn.logits
+        (set by make_feature_fn for a classifier), none: no class columns."""
         if settings.n_recon > test_x.shape[0]:
             raise ValueError(
                 f"n_recon={settings.n_recon} exceeds the {test_x.shape[0]} test images"
             )
         self.feature_fn = feature_fn
+        self.logits_fn = logits_fn if logits_fn is not None else getattr(feature_fn, "logits", None)
         self.settings = settings
         self.test_x = test_x
         self.floor_x = floor_x
@@ -208,6 +201,9 @@ class QualityEvaluator:
             per_image["elbo_nats"] = elbo_per_image(model, x, self._generator()).numpy()
             iwae = iwae_per_image(model, x, s.iwae_k, self._generator()).numpy()
             per_image["nll_iwae_nats"] = -iwae
+            dims = x[0].numel()  # D pixels (C * H * W), each a 256-level variable
+            per_image["elbo_bpd"] = nats_to_bpd(per_image["elbo_nats"], dims)
+            per_image["iwae_bpd"] = nats_to_bpd(iwae, dims)
             metrics.update({m: float(v.mean()) for m, v in per_image.items()})
         return Outputs(images, fake, _finite(metrics), replicates, per_image)
 
@@ -222,11 +218,13 @@ class QualityEvaluator:
 
     def evaluate(
         self, model: nn.Module, baseline: nn.Module | None = None
-    ) -> dict[str, float | bool]:
-        """Metrics of `model` keyed by bench.schema QUALITY_COLUMNS and INTERVAL_COLUMNS; metrics
-        that do not apply are absent: likelihoods only for VAEs (is_vae), output_drift_mse and
-        the deltas only with a baseline (whose outputs are cached by `weights_key`). Intervals:
-        see INTERVALS. Any non-finite value raises FloatingPointError naming the metric."""
+    ) -> dict[str, float | bool | str]:
+        """Metrics of `model` keyed by bench.schema QUALITY_COLUMNS, INTERVAL_COLUMNS and
+        CLASS_COLUMNS (the samples' class statistics, with a logits_fn; class_fractions is JSON
+        text); metrics that do not apply are absent: likelihoods only for VAEs (is_vae),
+        output_drift_mse and the deltas only with a baseline (whose outputs are cached by
+        `weights_key`). Intervals: see INTERVALS. Any non-finite value raises FloatingPointError
+        naming the metric."""
         s = self.settings
         base = None if baseline is None else self._baseline(_unwrap(baseline).eval())
         out = self._outputs(_unwrap(model).eval(), like=base)
@@ -234,9 +232,11 @@ class QualityEvaluator:
         metrics.update(intervals(out, s.bootstrap, s.seed))
         if base is not None:
             metrics.update(paired(out, base, s.bootstrap, s.seed))
+        classes = {} if self.logits_fn is None else class_columns(self.logits_fn(out.images))
         unknown = set(metrics) - set(QUALITY_COLUMNS) - set(INTERVAL_COLUMNS)
         assert not unknown, sorted(unknown)
-        return _finite(metrics)
+        assert set(classes) <= set(CLASS_COLUMNS), sorted(classes)
+        return {**_finite(metrics), **classes}
 
     def describe(self) -> dict[str, object]:
         """Settings for run.json."""

@@ -1,44 +1,123 @@
-"""Trend plot of one metric across runs: a panel per family, regressions marked."""
+"""History plots: per run name and metric, a panel per family (and device/batch for latency), a
+line per cell and machine with its 95% interval, regressions marked where compare marks them."""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.lines as mlines
 import pandas as pd
 
+from bench.errors import InputError
+from bench.history_trends import detect_regressions, run_means
 from bench.loading import KEY_COLUMNS, compact_setting_labels
-from bench.plots.style import method_style, plt, save
+from bench.plots.style import COLORS, LINESTYLES, MARKERS, plt, save
+
+# Quality, size and the two latency views people watch; one file each per run name.
+TREND_METRICS = ["fid_proxy", "elbo_nats", "latency_p50_ms", "speedup", "size_file_bytes"]
+_SETTING_KEY = [c for c in KEY_COLUMNS if c != "family"]
 
 
-def plot_metric_history(means: pd.DataFrame, regressions: pd.DataFrame, metric: str,
-                        out: Path) -> list[Path]:
-    """means: history.run_means rows; regressions: history.detect_regressions rows."""
-    runs = means[["run_date", "commit"]].drop_duplicates().sort_values("run_date")
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "run"
+
+
+def _cell_style(index: int) -> dict:
+    return {"color": COLORS[index % len(COLORS)],
+            "linestyle": LINESTYLES[(index // len(COLORS)) % len(LINESTYLES)]}
+
+
+def metric_figure(means: pd.DataFrame, regressions: pd.DataFrame, metric: str) -> plt.Figure:
+    """means: history_trends.run_means rows of ONE run name and preset; regressions: their
+    detect_regressions rows. Rows of panels: families; columns: (device, batch size) (one for
+    quality). In a panel, one line per (cell, machine): colour = cell, marker = machine."""
+    runs = means[["run_date", "commit"]].drop_duplicates().sort_values("run_date", kind="stable")
     position = {(r.run_date, r.commit): i for i, r in enumerate(runs.itertuples())}
     ticks = [f"{r.run_date[:10]}\n{r.commit[:7]}" for r in runs.itertuples()]
     means = means.assign(x=[position[k] for k in zip(means["run_date"], means["commit"],
                                                      strict=True)])
-    # The regressed points: the later run of each flagged pair, at its series mean.
-    hits = means.merge(regressions[KEY_COLUMNS + ["run_date", "commit"]],
-                       on=KEY_COLUMNS + ["run_date", "commit"])
+    hits = means.merge(regressions.drop(columns=["cell", "change"]),
+                       on=[c for c in regressions.columns if c not in ("cell", "change")])
     families = list(pd.unique(means["family"]))
-    figure, axes = plt.subplots(len(families), 1, squeeze=False,
-                                figsize=(max(6.0, 1.2 * len(ticks) + 3), 3.8 * len(families)),
-                                layout="constrained")
-    for ax, family in zip(axes[:, 0], families, strict=True):
-        rows = means[means["family"] == family]
-        firsts = rows.drop_duplicates(KEY_COLUMNS)
-        labels = dict(zip(firsts[KEY_COLUMNS].itertuples(index=False, name=None),
-                          compact_setting_labels(firsts), strict=True))
-        for index, (key, series) in enumerate(rows.groupby(KEY_COLUMNS, sort=False)):
-            label = f"{series['method'].iloc[0]} [{labels[key]}]"
-            ax.errorbar(series["x"], series["mean"], yerr=series["std"].fillna(0), capsize=2,
-                        label=label, **method_style(index))
-        flagged = hits[hits["family"] == family]
-        ax.scatter(flagged["x"], flagged["mean"], s=150, marker="x", color="red", zorder=6,
-                   linewidths=2, label=f"regression ({len(flagged)}; compare's rule)")
-        ax.set_xticks(range(len(ticks)), ticks, fontsize=7)
-        ax.set_ylabel(metric)
-        ax.set_title(f"{family}: {metric} per run (mean ± std over seeds)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return save(figure, out / f"history_{metric}", formats=("png",))  # a dashboard view
+    columns = means[["device", "batch_size"]].drop_duplicates().sort_values(
+        ["device", "batch_size"]).itertuples(index=False, name=None)
+    columns = list(columns)
+    machines = list(pd.unique(means["machine_id"]))
+    # A colour per setting, the same in every family's panel: the legend names each once.
+    keys = means.drop_duplicates(_SETTING_KEY)
+    cell_index = {k: i for i, k in enumerate(keys[_SETTING_KEY].itertuples(index=False, name=None))}
+    labels = dict(zip(cell_index, (f"{m} [{s}]" for m, s in zip(
+        keys["method"], compact_setting_labels(keys), strict=True)), strict=True))
+    figure, axes = plt.subplots(len(families), len(columns), squeeze=False, sharex=True,
+                                figsize=(max(5.0, 0.9 * len(ticks) + 3) * len(columns) + 3.5,
+                                         3.2 * len(families)), layout="constrained")
+    for row, family in enumerate(families):
+        for col, (device, batch) in enumerate(columns):
+            ax = axes[row, col]
+            panel = means[(means["family"] == family) & (means["device"] == device)
+                          & (means["batch_size"] == batch)]
+            for (key, machine), series in _series(panel):
+                style = {**_cell_style(cell_index[key]),
+                         "marker": MARKERS[machines.index(machine) % len(MARKERS)]}
+                judged = series[~series["unstable"]]
+                low = (judged["mean"] - judged["low"]).clip(lower=0).fillna(0)
+                high = (judged["high"] - judged["mean"]).clip(lower=0).fillna(0)
+                ax.errorbar(judged["x"], judged["mean"], yerr=[low, high], capsize=2,
+                            markersize=4, label=f"{labels[key]} @ {machine}", **style)
+                shaky = series[series["unstable"]]
+                if not shaky.empty:  # all rows unstable: shown hollow, never judged
+                    ax.scatter(shaky["x"], shaky["mean"], facecolors="none",
+                               edgecolors="grey", marker=style["marker"], zorder=5)
+            flagged = hits[(hits["family"] == family) & (hits["device"] == device)
+                           & (hits["batch_size"] == batch)]
+            ax.scatter(flagged["x"], flagged["mean"], s=120, marker="x", color="red", zorder=6,
+                       linewidths=2)
+            where = f" · {device} batch {batch}" if device else ""
+            ax.set_title(f"{family}{where}: {len(flagged)} regression(s)", fontsize=9)
+            ax.set_ylabel(metric, fontsize=8)
+            ax.set_xticks(range(len(ticks)), ticks, fontsize=7)
+            ax.grid(True, alpha=0.3)
+    _legend(figure, labels, cell_index, machines)
+    return figure
+
+
+def _series(panel: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """((setting key, machine id), that line's rows) in first-seen order (one family)."""
+    for (*key, machine), series in panel.groupby(_SETTING_KEY + ["machine_id"], sort=False):
+        yield (tuple(key), machine), series
+
+
+def _legend(figure: plt.Figure, labels: dict, cell_index: dict, machines: list[str]) -> None:
+    """One legend outside the panels: colours name cells, markers name machines."""
+    handles = [mlines.Line2D([], [], label=labels[k], **_cell_style(i))
+               for k, i in cell_index.items()]
+    handles += [mlines.Line2D([], [], color="black", linestyle="none",
+                              marker=MARKERS[i % len(MARKERS)], label=f"machine {m}")
+                for i, m in enumerate(machines)]
+    handles += [mlines.Line2D([], [], color="red", marker="x", linestyle="none",
+                              label="regression (compare's rule)"),
+                mlines.Line2D([], [], color="grey", marker="o", markerfacecolor="none",
+                              linestyle="none", label="unstable latency (not judged)")]
+    figure.legend(handles=handles, loc="outside right upper", fontsize=7,
+                  title="bars: mean of the seeds' 95% intervals (as compare judges)",
+                  title_fontsize=7)
+
+
+def plot_history(history: pd.DataFrame, out: str | Path,
+                 source: str | Path = "store") -> list[Path]:
+    """history_<run name>_<metric>.png per run name (and preset) and trend metric; runs of
+    different run names or presets are never drawn on one line."""
+    if history.empty:
+        raise InputError(f"{source}: no history yet; run `genbench history append` first")
+    written = []
+    for (run_name, preset), runs in history.groupby(["run_name", "preset"], sort=True):
+        name = run_name if preset in ("", run_name) else f"{run_name}-{preset}"
+        for metric in TREND_METRICS:
+            means = run_means(runs, metric)
+            if means.empty:
+                continue
+            figure = metric_figure(means, detect_regressions(runs, metric), metric)
+            written += save(figure, Path(out) / f"history_{_slug(name)}_{metric}",
+                            formats=("png",))  # a dashboard view
+    return written

@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from bench import schema
+
+# On the speed axis only variants at least as fast as the uncompressed baseline can be on the
+# front: a slower variant that keeps the quality is no speed trade-off at all.
+MIN_X = {"speedup": 1.0}
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray, x_direction: int = +1,
@@ -20,3 +27,23 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, x_direction: int = +1,
     strict = (sx[None, :] > sx[:, None]) | (sy[None, :] > sy[:, None])
     dominated = (geq & strict & finite[None, :]).any(axis=1)
     return finite & ~dominated
+
+
+def front_mask(points: pd.DataFrame, x: str, y: str) -> np.ndarray:
+    """Which trade-off points (rows of `tradeoff_points`) are on the front of y against x.
+
+    Only eligible points compete: finite coordinates, output not collapsed, and x at least
+    MIN_X[x] (speedup: not slower than the baseline, whose own speedup is 1 by definition).
+    Columns read: `<x>_mean`, `<y>_rel`, `collapsed`.
+    """
+    xs = points[f"{x}_mean"].to_numpy(float)
+    ys = points[f"{y}_rel"].to_numpy(float)
+    eligible = np.isfinite(xs) & np.isfinite(ys)
+    if "collapsed" in points:
+        eligible &= ~points["collapsed"].fillna(False).to_numpy(bool)
+    if x in MIN_X:
+        eligible &= np.nan_to_num(xs, nan=-np.inf) >= MIN_X[x]
+    mask = np.zeros(len(points), dtype=bool)
+    mask[eligible] = pareto_mask(xs[eligible], ys[eligible], schema.DIRECTIONS[x],
+                                 schema.DIRECTIONS[y])
+    return mask

@@ -13,6 +13,8 @@ matplotlib.rcParams["svg.fonttype"] = "none"
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
 LINESTYLES = ["-", "--", "-.", ":"]
+# tab10 without grey (index 7): grey is the noise bands' colour.
+COLORS = [matplotlib.colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 5, 6, 8, 9)]
 
 # Human axis labels with units, keyed by column.
 AXIS_LABELS = {
@@ -27,8 +29,20 @@ AXIS_LABELS = {
 
 
 def method_style(index: int) -> dict[str, str]:
+    """Marker and line style of the index-th method (lines: history plots)."""
     return {"marker": MARKERS[index % len(MARKERS)],
             "linestyle": LINESTYLES[(index // len(MARKERS)) % len(LINESTYLES)]}
+
+
+def marker_style(index: int) -> dict[str, str]:
+    """Marker and colour of the index-th method (markers only: trade-off plots). Index 0 is the
+    baseline (drawn as a black star), so variants start at the first colour."""
+    return {"marker": MARKERS[index % len(MARKERS)], "color": COLORS[index % len(COLORS)]}
+
+
+def seeds_in_words(count: int) -> str:
+    """'1 seed', '3 seeds'."""
+    return f"{count} seed" if count == 1 else f"{count} seeds"
 
 
 def save(figure: plt.Figure, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:

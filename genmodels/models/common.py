@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from genmodels.models.likelihood import pixel_log_lik
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -39,16 +41,18 @@ def gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
 
 
 def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) = -sum BCE-with-logits over pixels, (B, ...) -> (B,).
+    """-sum BCE-with-logits over pixels, (B, ...) -> (B,): a reconstruction cross-entropy.
 
-    x in [0, 1] is not binarized, so this is a cross-entropy, not a normalised likelihood of
-    continuous pixels (the usual convention for "nats" on non-binarized MNIST)."""
+    x in [0, 1] is not binarized, so this is not a normalised likelihood of grey pixels; the
+    VAEs' likelihood is `genmodels.models.likelihood.pixel_log_lik`."""
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
 class VAEMixin:
     """ELBO, importance weights and reconstruction from `encode(x) -> (mu, logvar)` and
     `decode(z, x) -> logits (B, C, H, W)` (x: teacher-forcing input of autoregressive decoders).
+    p(x|z) is the continuous Bernoulli discretised to 256 grey levels (`pixel_log_lik`), so the
+    ELBO and IWAE bound the log-probability of the 8-bit images, in nats per image.
 
     Kingma & Welling 2013 (arXiv:1312.6114); IWAE weights: Burda et al. 2015 (arXiv:1509.00519).
     """
@@ -69,7 +73,7 @@ class VAEMixin:
         eps = self._eps(k, x, generator)  # (k, B, D)
         z = mu + torch.exp(0.5 * logvar) * eps
         xk = x.expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
-        log_px = bernoulli_log_lik(self.decode(z.reshape(-1, self.latent_dim), xk), xk)
+        log_px = pixel_log_lik(self.decode(z.reshape(-1, self.latent_dim), xk), xk)
         log_pz = -0.5 * (z**2 + LOG_2PI).sum(-1)
         log_qz = gaussian_log_prob(z, mu, logvar)
         return log_px.view(k, -1) + log_pz - log_qz
@@ -86,7 +90,7 @@ class VAEMixin:
         mu, logvar = self.encode(x)
         z = mu + torch.exp(0.5 * logvar) * self._eps(1, x, generator)[0]
         kl = 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).sum(-1)
-        return bernoulli_log_lik(self.decode(z, x), x) - kl
+        return pixel_log_lik(self.decode(z, x), x) - kl
 
     def recon_bce(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) reconstruction BCE in nats per image, decoding z = mu (no sampling noise)."""
@@ -112,7 +116,7 @@ class VAEMixin:
             raise ValueError(f"beta and free_bits must be >= 0, got {beta}, {free_bits}")
         mu, logvar = self.encode(x)
         z = mu + torch.exp(0.5 * logvar) * self._eps(1, x, generator)[0]
-        recon = -bernoulli_log_lik(self.decode(z, x), x).mean()
+        recon = -pixel_log_lik(self.decode(z, x), x).mean()
         kl_dims = 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).mean(0)  # (D,)
         loss = recon + beta * torch.clamp(kl_dims, min=free_bits).sum()
         return loss, {"recon": recon.item(), "kl": kl_dims.sum().item()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -11,10 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vae_closed_form import log_px, simulate_iwae_gap
+from vae_closed_form import bce_log_lik, simulate_iwae_gap
 
+from bench.metrics.classes import class_statistics
 from bench.metrics.evaluate import EvalSettings, QualityEvaluator, make_feature_fn
-from bench.schema import CI_SUFFIXES, INTERVAL_COLUMNS, QUALITY_COLUMNS
+from bench.schema import CI_SUFFIXES, CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
 
 SHAPE = (1, 8, 8)
 SAMPLE_KEYS = {
@@ -122,7 +124,10 @@ def test_features_are_batch_size_independent() -> None:
 
 @pytest.mark.parametrize(
     "model_cls, extra",
-    [(TinyGAN, set()), (TinyVAE, {"recon_bce_nats", "elbo_nats", "nll_iwae_nats"})],
+    [
+        (TinyGAN, set()),
+        (TinyVAE, {"recon_bce_nats", "elbo_nats", "nll_iwae_nats", "elbo_bpd", "iwae_bpd"}),
+    ],
 )
 def test_keys_per_family_and_drift(
     evaluator: QualityEvaluator, model_cls: type, extra: set[str]
@@ -158,10 +163,17 @@ def test_vae_likelihoods_equal_log_px_when_q_is_the_prior(evaluator: QualityEval
     # and the reconstruction BCE is -log p(x), averaged over test_x[:n_recon] (not all 80).
     model, logits = _closed_form_vae(0.0)
     metrics = evaluator.evaluate(model)
-    expected = log_px(logits, evaluator.test_x[: SETTINGS.n_recon]).mean().item()
+    expected = bce_log_lik(logits, evaluator.test_x[: SETTINGS.n_recon]).mean().item()
     assert metrics["elbo_nats"] == pytest.approx(expected, rel=1e-6)
     assert metrics["nll_iwae_nats"] == pytest.approx(-expected, rel=1e-6)
     assert metrics["recon_bce_nats"] == pytest.approx(-expected, rel=1e-6)
+    # Bits per dimension: exactly -nats / (D ln 2), D = 64 pixels, for each bound.
+    assert metrics["elbo_bpd"] == -metrics["elbo_nats"] / (64 * math.log(2))
+    assert metrics["iwae_bpd"] == metrics["nll_iwae_nats"] / (64 * math.log(2))
+    # The interval maps with the unit (a negative scale swaps its ends).
+    bits = 64 * math.log(2)
+    assert metrics["elbo_bpd_ci_low"] == pytest.approx(-metrics["elbo_nats_ci_high"] / bits)
+    assert metrics["elbo_bpd_ci_high"] == pytest.approx(-metrics["elbo_nats_ci_low"] / bits)
 
 
 def test_vae_iwae_estimate_matches_reference_between_elbo_and_log_px() -> None:
@@ -174,7 +186,7 @@ def test_vae_iwae_estimate_matches_reference_between_elbo_and_log_px() -> None:
     metrics = QualityEvaluator(make_feature_fn(FeatureCNN()), test_x, settings).evaluate(
         _closed_form_vae(1.0)[0]
     )
-    expected = log_px(_closed_form_vae(1.0)[1], test_x).mean().item()
+    expected = bce_log_lik(_closed_form_vae(1.0)[1], test_x).mean().item()
     assert metrics["elbo_nats"] == pytest.approx(expected - 2.0, rel=1e-6)
     assert metrics["recon_bce_nats"] == pytest.approx(-expected, rel=1e-6)
     ref_mean, ref_sd = simulate_iwae_gap(torch.ones(4), torch.zeros(4), settings.iwae_k)
@@ -257,3 +269,45 @@ def test_more_recon_images_than_test_set_is_an_error() -> None:
             torch.rand(10, *SHAPE),
             EvalSettings(n_recon=11),
         )
+
+
+class ClassifierCNN(FeatureCNN):
+    """FeatureCNN as a 6-class classifier: forward gives the logits (here its features)."""
+
+    n_classes = 6
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _classifier_evaluator() -> tuple[QualityEvaluator, ClassifierCNN]:
+    torch.manual_seed(0)
+    net = ClassifierCNN().eval()
+    test_x = torch.rand(80, *SHAPE, generator=torch.Generator().manual_seed(1))
+    return QualityEvaluator(make_feature_fn(net), test_x, SETTINGS), net
+
+
+def test_a_model_drawing_one_class_has_one_class_present_and_zero_entropy() -> None:
+    # Zero weights: G(z) = sigmoid(bias) for every z, so all samples fall in one class.
+    evaluator, _ = _classifier_evaluator()
+    model = TinyGAN()
+    with torch.no_grad():
+        model.net.weight.zero_()
+    metrics = evaluator.evaluate(model)
+    assert set(CLASS_COLUMNS) <= set(metrics)
+    assert metrics["classes_present"] == 1 and metrics["class_entropy_norm"] == 0.0
+    fractions = json.loads(metrics["class_fractions"])
+    assert len(fractions) == 6 and sorted(fractions) == [0.0] * 5 + [1.0]
+
+
+def test_class_columns_agree_with_class_statistics_of_the_samples_logits() -> None:
+    evaluator, net = _classifier_evaluator()
+    model = TinyGAN()
+    metrics = evaluator.evaluate(model, baseline=copy.deepcopy(model))
+    with torch.no_grad():
+        logits = net(model(evaluator.latent(model))).double().numpy()
+    stats = class_statistics(logits)
+    assert json.loads(metrics["class_fractions"]) == stats["class_fractions"]
+    assert metrics["classes_present"] == stats["classes_present"] >= 2
+    assert metrics["class_entropy_norm"] == pytest.approx(stats["class_entropy_norm"], abs=1e-12)
+    assert metrics["mean_confidence"] == pytest.approx(stats["mean_confidence"], rel=1e-9)

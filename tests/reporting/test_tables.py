@@ -96,8 +96,15 @@ def test_latex_escape() -> None:
         r"prune\_magnitude 50\% \& \#1 $\pm$ $\approx$")
 
 
+def _index(table, header: str) -> int:
+    """The column whose header is `header` or starts with it and a context ('Speedup (CPU...')."""
+    found = [j for j, h in enumerate(table.headers) if h == header or h.startswith(header + " (")]
+    assert len(found) == 1, (header, table.headers)
+    return found[0]
+
+
 def _column(table, header: str) -> list[str]:
-    j = table.headers.index(header)
+    j = _index(table, header)
     return [row[j] for row in table.rows]
 
 
@@ -107,9 +114,9 @@ def test_bold_never_overlaps_another_interval(make_results_dir) -> None:
         rows = with_latency(run, run.ok()[run.ok()["family"] == family])
         summary = seed_summary(rows, [c.source for c in COLUMNS if c.source in rows])
         for column in COLUMNS:
-            if column.header not in table.headers:
+            if not any(h.startswith(column.header) for h in table.headers):
                 continue
-            j = table.headers.index(column.header)
+            j = _index(table, column.header)
             sign = schema.DIRECTIONS[column.direction_of]
             low = sign * summary[f"{column.source}_low"].fillna(summary[f"{column.source}_mean"])
             high = sign * summary[f"{column.source}_high"].fillna(
@@ -122,9 +129,9 @@ def test_bold_never_overlaps_another_interval(make_results_dir) -> None:
                     assert worst_side.iloc[i] > best_side.iloc[others].max(), (family, column)
     # Something is bold (not a vacuous check): 4-bit has the clearly smallest file.
     gan = family_tables(run)["gan"]
-    assert gan.bold[4][gan.headers.index("Size (MB)")]
+    assert gan.bold[4][_index(gan, "Size (MB)")]
     # The FID baseline (20.0 +/- 0.5) overlaps 8-bit (20.4 +/- 0.6): not bold although lowest.
-    assert not any(marks[gan.headers.index("FID-proxy")] for marks in gan.bold)
+    assert not any(marks[_index(gan, "FID-proxy")] for marks in gan.bold)
 
 
 def test_known_mean_and_interval(results_dir: Path) -> None:
@@ -157,19 +164,21 @@ def test_collapsed_cell_is_flagged_and_never_best(make_results_dir) -> None:
     frame = pd.read_csv(directory / schema.RESULTS_FILE)
     collapsed = frame["cell_id"].str.startswith("gan2s")
     # Give the collapsed cell the best FID by far (as precision 1.0 looked best in the issue).
+    # Its paired change against the baseline (~20) then excludes 0 on the better side.
     for column, value in (("fid_proxy", 1.0), ("fid_proxy_ci_low", 0.9),
-                          ("fid_proxy_ci_high", 1.1)):
+                          ("fid_proxy_ci_high", 1.1), ("fid_proxy_delta", -19.0),
+                          ("fid_proxy_delta_ci_low", -19.5), ("fid_proxy_delta_ci_high", -18.5)):
         frame.loc[collapsed, column] = value
     frame.to_csv(directory / schema.RESULTS_FILE, index=False)
     gan = family_tables(load_results_dir(directory))["gan"]
     assert _column(gan, "Setting")[2] == "global, sparsity 0.9 (collapsed)"
-    assert not gan.bold[2][gan.headers.index("FID-proxy")]
+    assert not gan.bold[2][_index(gan, "FID-proxy")]
     assert any(note.startswith("collapsed:") for note in gan.notes)
     # Without the flag the same numbers would be bold: the check above can fail.
     frame.loc[collapsed, "collapsed"] = False
     frame.to_csv(directory / schema.RESULTS_FILE, index=False)
     gan = family_tables(load_results_dir(directory))["gan"]
-    assert gan.bold[2][gan.headers.index("FID-proxy")]
+    assert gan.bold[2][_index(gan, "FID-proxy")]
     assert "collapsed" not in _column(gan, "Setting")[2]
 
 
@@ -186,7 +195,7 @@ def test_unstable_latency_gives_no_speedup(make_results_dir) -> None:
     # One seed: the 4-bit cell's only CPU row at batch 64 is unstable.
     gan = family_tables(load_results_dir(make_results_dir(seeds=[2], unstable=True)))["gan"]
     assert _column(gan, "Speedup")[4] == "unstable"
-    assert _column(gan, "p50 CPU (ms)")[4] == "unstable"
+    assert _column(gan, "p50 CPU")[4] == "unstable"
     assert any("1 unstable row(s)" in note for note in gan.notes)
     # Three seeds: the mean speedup is over the two stable seeds (1/0.7), never 0.3.
     gan = family_tables(load_results_dir(make_results_dir("three", unstable=True)))["gan"]
@@ -203,8 +212,12 @@ def test_legend_says_what_plus_minus_means_and_the_floor(make_results_dir) -> No
     floor = next(note for note in one.notes if note.startswith("Real-vs-real floor"))
     assert "at n=1000" in floor and f"FID-proxy 0.500 {PLUS_MINUS} 0.050" in floor
     noise = next(note for note in three.notes if note.startswith("Speedup noise"))
-    assert noise == ("Speedup noise (the baseline timed against itself, CPU, batch 64): "
-                     "0.990 to 1.010 over 3 measurement(s).")
+    # Seeds 0-2 timed their baseline against itself at batches 1 and 64: 0.99, 1.00, 1.01;
+    # f = 1/0.99, the largest deviation either way.
+    assert noise.startswith("Speedup noise: the baseline timed against itself gave 0.99 to "
+                            "1.01 over 6 measurements (CPU, batches 1, 64); a speedup between "
+                            "0.99 and 1.01 ")
+    assert _column(three, "Speedup")[0] == "1.00 (noise 0.99-1.01)"
     # Every rendering carries the notes.
     for render in (to_markdown, to_latex, to_html):
         assert "Real-vs-real floor" in render(one)
@@ -229,8 +242,10 @@ def test_golden(family: str, suffix: str, render) -> None:
 
 
 def test_golden_input_is_what_the_schema_says() -> None:
+    # Written before the class and bits/dim columns were added: older results must still render.
     frame = pd.read_csv(GOLDEN / "input" / schema.RESULTS_FILE)
-    assert list(frame.columns) == schema.RESULTS_COLUMNS
+    assert list(frame.columns) == [c for c in schema.RESULTS_COLUMNS
+                                   if c not in schema.ADDED_RESULTS_COLUMNS]
     latency = pd.read_csv(GOLDEN / "input" / schema.LATENCY_FILE)
     assert list(latency.columns) == schema.LATENCY_COLUMNS
     assert (latency["status"] == schema.STATUS_UNSTABLE).sum() == 1

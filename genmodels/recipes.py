@@ -1,0 +1,48 @@
+"""The reference recipes: DEFAULT_TRAIN (quality budgets, measured) and SMOKE_TRAIN (pipeline)."""
+
+from __future__ import annotations
+
+from genmodels.train_config import TrainConfig
+
+# Measured on the 2-core reference machine, mnist5k, 1 thread, seed 0, FID-proxy of 1,000 samples
+# on the shipped feature net (floor ~10, untrained GAN 1,206), test ELBO in nats/image, CPU s of
+# training (wall s on the loaded machine is 2-4x that). Re-measure when changing.
+# train-v2 (15/12/20 epochs, no recipes): gan 98 s, FID 184; vae 38 s, FID 267, ELBO -115.4;
+# rvae 67 s, FID 300, ELBO -92.8, KL 3.6.
+# gan: spectral-norm D + DiffAugment + generator EMA (genmodels/models/gan.py). Ablations, FID:
+#   20 epochs b64 EMA .995 (1,260 steps): 218 (76 s); 40 epochs b32 EMA .999 (5,000 steps): 126
+#   (177 s); same without SN: 152, SN on the convs only: 132 (SN buys ~26); D 64 channels: 125
+#   (without cutout 127; 290 s), G 64 channels: 127 (260 s): width does not help, steps do;
+#   BN statistics recomputed for the EMA weights: 125 (no gain); 80 epochs b32: 112 (323 s);
+#   40 epochs b16 (10,000 steps): 111 (212 s), lr 4e-4: 98, betas (0, 0.9): 106, both: 92;
+#   lr 8e-4: 85 (1.6e-3: 85); betas (0, 0.9) with lr 8e-4: 74.5 (every digit 5-15%; EMA .9995:
+#   77), lr 1.6e-3: 67.5 (196 s; 50 epochs: 61.6, 256 s), lr 3.2e-3 (kept): 63.0 (206 s; 9 digits
+#   at 5-15%, "9" 15.5%; classifier confidence 0.873).
+# vae: KL warm-up over 5 epochs and 80 epochs (30: FID 180, ELBO -110.2): 125 s, FID 122,
+#   ELBO -107.5, KL 25.0, all 10 digits present (confidence 0.78).
+# rvae: free bits 0.7 nats/dim (KL floor 11.2), KL annealing over 10 epochs, row dropout 0.25,
+#   45 epochs: 105 s, FID 99, ELBO -89.5, KL 11.4. Row dropout 0.5, free bits 0.75, 20 epochs
+#   gave KL 12.2 but ELBO -101.9 and FID 313 (the decoder starved of its previous row).
+DEFAULT_TRAIN: dict[str, TrainConfig] = {
+    "gan": TrainConfig(
+        epochs=40, batch_size=16, lr=3.2e-3, latent_dim=32, beta1=0.0, beta2=0.9,
+        ema_decay=0.999,
+    ),
+    "vae": TrainConfig(epochs=80, batch_size=64, lr=1e-3, latent_dim=16, kl_warmup_epochs=5),
+    "rvae": TrainConfig(
+        epochs=45, batch_size=64, lr=2e-3, latent_dim=16, kl_warmup_epochs=10, free_bits=0.7,
+        model_kwargs={"row_dropout": 0.25},
+    ),
+}
+# Smoke: the recipes' EMA (horizon ~50 of the GAN's 126 steps), warm-up and free bits on a few
+# epochs, with train-v2's optimiser settings (the pipeline is under test, not the quality).
+SMOKE_TRAIN: dict[str, TrainConfig] = {
+    "gan": TrainConfig(
+        epochs=2, batch_size=64, lr=2e-4, latent_dim=32, beta1=0.5, ema_decay=0.98
+    ),
+    "vae": TrainConfig(epochs=3, batch_size=64, lr=1e-3, latent_dim=16, kl_warmup_epochs=1),
+    "rvae": TrainConfig(
+        epochs=2, batch_size=64, lr=2e-3, latent_dim=16, kl_warmup_epochs=1, free_bits=0.7,
+        model_kwargs={"row_dropout": 0.25},
+    ),
+}
