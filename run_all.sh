@@ -3,7 +3,8 @@
 #   ./run_all.sh            set up .venv (once) and run the default benchmark into results/default
 #   ./run_all.sh test       set up .venv (once) and run the test suite
 #   ./run_all.sh smoke      the CI-sized preset into results/smoke
-#   ./run_all.sh nightly    nightly preset, compare with results/reference, history, report
+#   ./run_all.sh nightly    nightly preset; compare with results/reference/nightly (quality)
+#                           and this machine's history (latency); history plots; report
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -48,18 +49,31 @@ case "$cmd" in
         echo "results, plots and tables are in results/$cmd"
         ;;
     nightly)
+        # Quality against the committed nightly reference (same preset and eval settings; on
+        # another machine compare skips latency and says so); latency against this machine's
+        # last nightly in the history store (compared before this run is appended to it).
         setup
         out="results/nightly"
+        reference="results/reference/nightly"
+        store="results/history.csv"
         "$PY" -m bench run --preset nightly --out "$out" "$@"
         "$PY" -m bench plot "$out"
         "$PY" -m bench table "$out"
-        "$PY" -m bench history append "$out" --store results/history.csv
-        "$PY" -m bench history plot --store results/history.csv --out "$out/plots"
         status=0
-        "$PY" -m bench compare results/reference/default "$out" --markdown "$out/compare.md" \
+        "$PY" -m bench compare "$reference" "$out" --markdown "$out/compare.md" \
             --json "$out/compare.json" || status=$?
-        "$PY" -m bench report "$out" --baseline results/reference/default
-        exit "$status"
+        history_status=0
+        "$PY" -m bench compare --history "$store" "$out" --markdown "$out/compare_history.md" \
+            --json "$out/compare_history.json" || history_status=$?
+        "$PY" -m bench history append "$out" --store "$store"
+        "$PY" -m bench history plot --store "$store" --out "$out/plots"
+        if [ -f "$reference/run.json" ]; then
+            "$PY" -m bench report "$out" --baseline "$reference"
+        else
+            "$PY" -m bench report "$out"
+        fi
+        # The worse of the two verdicts: 2 (bad input, settings differ) > 1 (regression) > 0.
+        exit "$(( status > history_status ? status : history_status ))"
         ;;
     *)
         echo "usage: ./run_all.sh [default|smoke|nightly|test] [extra args]" >&2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # The reporting modules add their own subcommands when they are installed alongside.
 REPORTING_MODULES = ("bench.plots", "bench.tables", "bench.compare", "bench.history",
-                     "bench.report")
+                     "bench.report", "bench.sensitivity")
 EXIT_BAD_INPUT = 2
 
 

@@ -24,7 +24,7 @@ from bench.verdicts import (
 LATENCY_METRICS = MACHINE_METRICS
 __all__ = ["ABS_TOLERANCES", "DEFAULT_ALPHA", "DEFAULT_THRESHOLDS", "LATENCY_METRICS",
            "RESULT_METRICS", "CompareReport", "Comparison", "compare_runs", "parse_thresholds",
-           "register_cli"]
+           "register_cli", "to_json", "to_markdown"]
 
 
 def parse_thresholds(items: list[str], flag: str = "--threshold",

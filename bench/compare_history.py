@@ -19,6 +19,9 @@ from bench.verdicts import (
 )
 
 GROUP = KEY_COLUMNS + ["device", "batch_size", "metric"]
+# The store keeps no interval for speedup (its reference's blocks are not stored with it):
+# judged alone it would meet the 20% threshold on noise. It follows the row's latency instead.
+FOLLOWS = {**DERIVED_METRICS, "speedup": "latency_p50_ms"}
 
 
 def _summary(block: pd.DataFrame) -> pd.DataFrame:
@@ -37,7 +40,7 @@ def compare_blocks(base: pd.DataFrame, cur: pd.DataFrame,
                    abs_tols: dict[str, float] | None = None) -> CompareReport:
     """Judge two history blocks (bench.history.HISTORY_COLUMNS) of the same machine with
     judge_intervals over their common seeds; unstable rows are listed, not judged; throughput
-    takes its latency row's verdict."""
+    and speedup take their latency row's verdict (FOLLOWS)."""
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     tols = {**ABS_TOLERANCES, **(abs_tols or {})}
     report = CompareReport()
@@ -58,7 +61,7 @@ def compare_blocks(base: pd.DataFrame, cur: pd.DataFrame,
     shaky: set[tuple] = set()
     # Sources before what derives from them, so throughput can take its latency verdict.
     order = sorted(base_sum.index.intersection(cur_sum.index, sort=False),
-                   key=lambda k: k[-1] in DERIVED_METRICS)
+                   key=lambda k: k[-1] in FOLLOWS)
     for index in order:
         *key, device, batch, metric = index
         key = tuple(key)
@@ -75,8 +78,8 @@ def compare_blocks(base: pd.DataFrame, cur: pd.DataFrame,
             continue
         base_ci, cur_ci = (float(b["ci_low"]), float(b["ci_high"])), (float(c["ci_low"]),
                                                                       float(c["ci_high"]))
-        if metric in DERIVED_METRICS:
-            verdict = verdicts.get((key, device, batch, DERIVED_METRICS[metric]), UNCHANGED)
+        if metric in FOLLOWS:
+            verdict = verdicts.get((key, device, batch, FOLLOWS[metric]), UNCHANGED)
             rule = "derived"
         else:
             verdict = judge_intervals(metric, float(b["value"]), base_ci, float(c["value"]),

@@ -81,8 +81,10 @@ class CompareReport:
                      f"{regressions[0].change:+.1%}" if regressions else "")
             return (f"REGRESSION: {len(regressions)} regression(s) in {cells} cell(s), "
                     f"{len(self.newly_failing)} newly failing cell(s){worst}")
+        shaky = f", {len(self.unstable)} unstable latency row(s) not judged" if self.unstable \
+            else ""
         return (f"CLEAN: 0 regressions in {len(self.comparisons)} comparisons "
-                f"({len(self.with_verdict(IMPROVEMENT))} improvement(s))")
+                f"({len(self.with_verdict(IMPROVEMENT))} improvement(s){shaky})")
 
 
 def _fmt(value: float | None) -> str:

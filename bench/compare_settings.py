@@ -15,7 +15,7 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key in sorted(value):
             out.update(_flatten(value[key], f"{prefix}.{key}"))
-        return out or {prefix: {}}
+        return out  # an empty table sets nothing
     return {prefix: value}
 
 

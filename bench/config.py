@@ -1,32 +1,11 @@
 """Sweep configs: TOML parsed as data into a frozen, validated `SweepConfig` (presets included).
 
-Schema (every key optional unless marked; unknown keys are errors):
-
-    name = "smoke"                 # required; [A-Za-z0-9_.-]+ (used in paths, so it cannot escape)
-    description = "one line"       # shown by `genbench presets`
-    dataset = "mnist5k"            # a genmodels.data.DATASETS name
-    data_root = "/data"            # torchvision datasets (mnist, fashion-mnist, cifar10)
-    download = false
-    train = "default"              # base budgets: "default" (DEFAULT_TRAIN) | "smoke" (SMOKE_TRAIN)
-    seeds = [0]
-    devices = ["auto"]             # cpu | cuda | auto (= cpu + cuda, cuda rows skipped if absent)
-    quality_device = "cpu"         # where quality metrics run (once per cell)
-    batch_sizes = [1, 64]          # latency batch sizes, each >= 1
-    timeout_s = 600                # per cell; 0 disables
-    features = "shipped"           # feature net of FID-proxy/KID/P/R/D/C: "shipped" (the frozen
-                                   #   weights of genmodels/assets, same on every machine; a
-                                   #   dataset without one trains) | "retrain" (train here)
-    [eval]                         # bench.metrics.EvalSettings fields (n_samples, kid_subsets, ...)
-    [latency]                      # min_run_time (s, > 0), memory (bool: measure peak memory),
-                                   #   max_rel_iqr = 0.1, max_attempts = 3 (re-measure above it,
-                                   #   then status "unstable"), wait_idle = false,
-                                   #   wait_idle_timeout_s = 60, idle_busy_cores = 0.25
-    [families.gan]                 # one table per family: genmodels.train.TrainConfig overrides
-    [[sweep]]                      # method = NAME, families = [..] (optional), every other key
-    method = "prune_magnitude"     #   a method field: a scalar or a list; lists expand by
-    sparsity = [0.5, 0.9]          #   cartesian product inside the sweep
-    [[pipeline]]                   # explicit pipeline: steps = [{method = .., field = ..}, ..],
-    steps = [...]                  #   families = [..] (optional)
+Every table and key, with types, defaults and derived defaults, is in the README's
+"Configuration reference" (generated from the dataclasses here, in bench.metrics, genmodels.train
+and compression by bench.reference_docs). Unknown keys are errors; every problem of a file is
+reported at once (bench.validate); a scalar is accepted where a list of one is meant
+(`seeds = 0`); an unwritten key whose default contradicts written values is derived from them
+(bench.config_derive). The [families.X], [[sweep]] and [[pipeline]] tables: bench.config_steps.
 """
 from __future__ import annotations
 
@@ -49,6 +28,7 @@ from bench.validate import (  # noqa: F401 - ConfigError and check_machine are p
     build,
     check_keys,
     check_machine,
+    did_you_mean,
     int_list,
     str_list,
     typed,
@@ -181,13 +161,15 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
         err(unknown("dataset", dataset, DATASETS))
     train = typed(err, table, "train", str, "default")
     if train not in TRAIN_BUDGETS:
-        err(f"train = {train!r}; allowed: {', '.join(TRAIN_BUDGETS)}")
+        err(f"train = {train!r}{did_you_mean(train, TRAIN_BUDGETS)}; allowed: "
+            f"{', '.join(TRAIN_BUDGETS)}")
         train = "default"  # so that [families.X] can still be checked
     seeds = int_list(err, table, "seeds", [0], minimum=0)
     devices = str_list(err, table, "devices", ["auto"], DEVICE_CHOICES)
     quality_device = typed(err, table, "quality_device", str, "cpu")
     if quality_device not in DEVICE_CHOICES:
-        err(f"quality_device = {quality_device!r}; allowed: {', '.join(DEVICE_CHOICES)}")
+        err(f"quality_device = {quality_device!r}{did_you_mean(quality_device, DEVICE_CHOICES)}; "
+            f"allowed: {', '.join(DEVICE_CHOICES)}")
     batch_sizes = int_list(err, table, "batch_sizes", [1, 64], minimum=1)
     timeout_s = typed(err, table, "timeout_s", (int, float), 600)
     if timeout_s < 0:
@@ -197,7 +179,8 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
     from genmodels.yardstick import FEATURE_SOURCES
 
     if features not in FEATURE_SOURCES:
-        err(f"features = {features!r}; allowed: {', '.join(FEATURE_SOURCES)}")
+        err(f"features = {features!r}{did_you_mean(features, FEATURE_SOURCES)}; allowed: "
+            f"{', '.join(FEATURE_SOURCES)}")
     families = _families(err, table, train)
     eval_table = _build_eval(err, typed(err, table, "eval", dict, {}))
     latency = build(err, LatencySettings, typed(err, table, "latency", dict, {}), "[latency]")

@@ -35,7 +35,8 @@ def families(err: Errors, table: dict, train: str) -> dict[str, dict[str, Any]]:
 
     chosen = typed(err, table, "families", dict, None)
     if not chosen:
-        err(f"no [families.NAME] tables; allowed families: {', '.join(sorted(MODELS))}")
+        if chosen is not None or "families" not in table:  # not when its type was the problem
+            err(f"no [families.NAME] tables; allowed families: {', '.join(sorted(MODELS))}")
         return {}
     base = train_base(train)
     out = {}
@@ -72,6 +73,9 @@ def method_class(err: Errors, method: Any, where: str) -> type | None:
     import compression.methods  # noqa: F401 - fills METHODS through the decorators
     from compression.api import METHODS
 
+    if method is None:
+        err(f"{where} missing key 'method'; allowed methods: {', '.join(sorted(METHODS))}")
+        return None
     if method not in METHODS:
         err(f"{where} " + unknown("method", method, METHODS))
         return None
@@ -100,6 +104,11 @@ def check_step(err: Errors, step: dict, where: str, combos: int = 1) -> dict[str
     if wrong or set(fields) - {f.name for f in dataclasses.fields(cls)}:
         return None
     resolved = canonical(cls, derive(method, cls, fields))
+    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and f.name not in resolved]
+    if required:
+        err(f"{where} method {method!r}: missing key {required[0]!r} (it has no default)")
+        return None
     try:
         cls(**resolved)
     except (TypeError, ValueError) as exc:
@@ -111,7 +120,7 @@ def check_step(err: Errors, step: dict, where: str, combos: int = 1) -> dict[str
 
 def _entries(err: Errors, table: dict, key: str, families: dict):
     """Yield (where, entry without `families`, chosen families) for each [[key]] table."""
-    entries = typed(err, table, key, list, [])
+    entries = typed(err, table, key, (list, dict), [])  # [sweep] for [[sweep]]: a list of one
     for i, entry in enumerate(as_list(entries), start=1):
         where = f"[{key} {i}]"
         if not isinstance(entry, dict):

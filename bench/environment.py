@@ -1,4 +1,4 @@
-"""Provenance metadata: versions, hardware, threads, the git state and fingerprint of the code."""
+"""Provenance metadata: versions, hardware and its machine id, threads, git state, code hash."""
 from __future__ import annotations
 
 import datetime as dt

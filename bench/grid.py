@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.config import SweepConfig, train_config
 from bench.schema import SCHEMA_VERSION
+from bench.validate import canonical
 from genmodels.cache import config_hash
 
 if TYPE_CHECKING:
@@ -41,10 +42,13 @@ NOT_MEASURING = (
     "bench/history_trends.py",
     "bench/loading.py", "bench/plots", "bench/report.py", "bench/store.py", "bench/sweep.py",
     "bench/presets", "bench/table_render.py", "bench/tables.py", "bench/reference_docs.py",
+    "bench/reference_notes.py",
     "bench/readme_sync.py", "bench/table_columns.py", "bench/table_latex.py",
     "bench/table_legend.py", "bench/table_marks.py",
     "bench/compare_history.py", "bench/compare_report.py", "bench/compare_settings.py",
     "bench/comparison.py", "bench/latency_tests.py", "bench/verdicts.py",
+    "bench/families.py", "bench/report_browser.py", "bench/report_findings.py",
+    "bench/report_sections.py",
 )
 # Data shipped inside a package (e.g. genmodels/assets/: the feature net's weights) decides
 # numbers as much as code does.
@@ -150,8 +154,14 @@ def measurement_settings(config: SweepConfig) -> dict[str, Any]:
 
 def step_settings(config: MethodConfig) -> dict[str, Any]:
     """One pipeline step as stored: its method and every field of its resolved config
-    (defaults filled in), so `compression.api.config_from_dict` rebuilds the same config."""
-    return {"method": config.method, **dataclasses.asdict(config)}
+    (defaults filled in), so `compression.api.config_from_dict` rebuilds the same config.
+
+    Canonical, so that spellings of one config hash alike: a default written out or left out
+    gives the same fields, an integer in a float field is that float (`lr = 1` is 1.0). Filled
+    in rather than defaults dropped: a changed default then changes the key even for plugin
+    methods, whose code is not fingerprinted, and the stored JSON replays without the code's
+    defaults of the day."""
+    return {"method": config.method, **canonical(type(config), dataclasses.asdict(config))}
 
 
 def pipeline_json(configs: list[MethodConfig]) -> str:

@@ -3,6 +3,7 @@ names, devices and batch sizes apart (who appends, who reads the last run, the C
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -26,26 +27,28 @@ _TEXT_COLUMNS = [*RUN_COLUMNS, *KEY_COLUMNS, "device", "metric", "status"]
 _OLD_COLUMNS = ["run_date", "commit", *KEY_COLUMNS, "seed", "metric", "value"]
 # Quality and size come from results.csv (device "", batch_size 0); latency metrics from every
 # measured latency.csv row (each device and batch size).
-QUALITY_METRICS = [m for m in schema.DIRECTIONS if m in schema.RESULTS_COLUMNS]
+RESULT_METRICS = [m for m in schema.DIRECTIONS if m in schema.RESULTS_COLUMNS]
 LATENCY_METRICS = ["latency_p50_ms", "speedup", "throughput_sps", "peak_mem_bytes"]
-HISTORY_METRICS = QUALITY_METRICS + LATENCY_METRICS
+HISTORY_METRICS = RESULT_METRICS + LATENCY_METRICS
+# What `history plot` draws: quality, size and the two latency views people watch.
+TREND_METRICS = ["fid_proxy", "elbo_nats", "latency_p50_ms", "speedup", "size_file_bytes"]
 
 
 def _utc(date: str, what: str) -> str:
-    """ISO 8601 in UTC with an explicit offset, so that dates sort as text."""
+    """ISO 8601 in UTC with an explicit offset, so that dates sort as text (no offset: UTC)."""
     try:
-        stamp = pd.Timestamp(str(date))
+        stamp = dt.datetime.fromisoformat(str(date).replace("Z", "+00:00"))
     except ValueError:
         raise InputError(f"{what} {date!r}: not an ISO 8601 date (e.g. 2025-01-31T02:00:00Z)") \
             from None
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    stamp = stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
     return stamp.isoformat(timespec="seconds")
 
 
 def _quality_rows(results: pd.DataFrame) -> pd.DataFrame:
     """(KEY..., seed, metric, value, ci_low, ci_high) of ok cells, one row per metric present."""
     parts = []
-    for metric in QUALITY_METRICS:
+    for metric in RESULT_METRICS:
         rows = results[results[metric].notna()]
         low, high = (rows[metric + s] if metric + s in rows else np.nan for s in schema.CI_SUFFIXES)
         parts.append(rows[KEY_COLUMNS + ["seed"]].assign(metric=metric, value=rows[metric],
@@ -71,7 +74,9 @@ def _latency_rows(run: ResultsDir, results: pd.DataFrame) -> pd.DataFrame:
             1e3 * bound for bound in median_ci(seconds))
         batch = int(row["batch_size"])
         intervals = {"latency_p50_ms": (low, high), "speedup": (np.nan, np.nan),
-                     "throughput_sps": (1e3 * batch / high, 1e3 * batch / low),
+                     # batch / p50; an unbounded p50 interval (<= 5 blocks) gives [0, inf).
+                     "throughput_sps": (1e3 * batch / high,
+                                        np.inf if low <= 0 else 1e3 * batch / low),
                      "peak_mem_bytes": (np.nan, np.nan)}
         for metric, (ci_low, ci_high) in intervals.items():
             if pd.notna(row[metric]):

@@ -16,63 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.reference_notes import NOTES
+
 BLOCKS = ("config", "cli")
-# Keys whose field carries no comment in the code.
-NOTES = {
-    "name": "required; `[A-Za-z0-9_.-]+`; names the output directory `results/<name>`",
-    "source": "",
-    "description": "one line, shown by `genbench presets`",
-    "dataset": "a registered dataset: mnist5k (embedded), mnist, fashion-mnist, cifar10, ...",
-    "data_root": "root of the torchvision datasets (mnist, fashion-mnist, cifar10)",
-    "download": "let torchvision download a missing dataset",
-    "train": "base training budgets: `default` or `smoke`; `[families.X]` overrides them",
-    "seeds": "training seeds; a scalar is a list of one",
-    "devices": "latency devices: cpu, cuda, auto (cpu + cuda, cuda rows skipped without a GPU)",
-    "quality_device": "where the quality metrics run (once per cell): cpu, cuda or auto",
-    "batch_sizes": "latency batch sizes, each >= 1",
-    "timeout_s": "seconds per cell; 0 disables the timeout (not part of cell ids)",
-    "features": "feature net of FID-proxy/KID/P/R/D/C: `shipped` (frozen weights in "
-                "genmodels/assets) or `retrain` (train here)",
-    "eval": "table `[eval]`, below", "latency": "table `[latency]`, below",
-    "families": "tables `[families.X]`, below", "pipelines": "`[[sweep]]` and `[[pipeline]]`",
-    "n_samples": "generated images per metric evaluation (and real test images compared)",
-    "kid_subsets": "KID subsets averaged", "kid_subset_size": "images per KID subset",
-    "pr_k": "k of the k-NN precision/recall manifolds (arXiv 1904.06991)",
-    "dc_k": "k of density/coverage (arXiv 2002.09797)",
-    "iwae_k": "importance samples of the VAE IWAE bound (arXiv 1509.00519)",
-    "n_recon": "test images reconstructed (VAE reconstruction error)",
-    "seed": "seed of the sampling and the bootstrap",
-    "epochs": "passes over the training set", "batch_size": "minibatch size",
-    "lr": "learning rate (Adam)", "latent_dim": "latent dimension of the model",
-    "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "model_kwargs": "family-specific constructor arguments, e.g. `{cell = \"lstm\"}`",
-    "max_attempts": "measurements of a row at most (see max_rel_iqr)",
-    "wait_idle_timeout_s": "longest idle wait per measurement (`--wait-idle-timeout`)",
-    "idle_busy_cores": "cores other processes may keep busy on an \"idle\" machine",
-    # method fields
-    "sparsity": "fraction of weights (structured: channels / hidden units) removed, in [0, 1)",
-    "threshold": "zero every weight with \\|w\\| < threshold (>= 0)",
-    "scope": "ranking scope: `layer`, `global` or `lamp` (arXiv 2010.07611)",
-    "iterations": "prune in this many steps (Zhu & Gupta schedule, arXiv 1710.01878)",
-    "finetune_steps": "fine-tuning steps after pruning, masks fixed (0: none)",
-    "include_bias": "prune biases too",
-    "teacher_weight": "weight of matching the uncompressed model's outputs while fine-tuning",
-    "width": "student width as a fraction of the teacher's, in (0, 1]",
-    "steps": "training steps",
-    "alpha_output": "weight of the output-matching loss", "alpha_latent": "weight of the "
-    "latent-matching loss", "alpha_task": "weight of the family's own training loss",
-    "bits": "weight bits, 2..8",
-    "scheme": "`affine` (zero point) or `symmetric`",
-    "granularity": "one scale per `tensor`, `channel` or `group`",
-    "group_size": "weights per scale when granularity = `group`",
-    "rounding": "range choice: `naive` (per-tensor min-max), `minmax`, `mse` (clip ratio that "
-                "minimises the error)",
-    "activation_bits": "fake-quantize each layer's input to this many bits (none: fp32)",
-    "estimator": "gradient estimator: `ste` or `lsq` (arXiv 1902.08153)",
-    "distill_weight": "weight of matching the fp32 model's outputs",
-    "backend": "`auto`, `torchao` or `torch.ao-dynamic`", "mode": "`dynamic` or `weight_only`",
-    "avg_bits": "average bits per weight; per-layer widths chosen by sensitivity",
-}
 
 
 def field_comment(cls: type, name: str) -> str:
@@ -123,8 +69,8 @@ def _type(f: dataclasses.Field) -> str:
 
 
 def field_table(cls: type, skip: tuple[str, ...] = (), defaults: dict | None = None,
-                derived: dict[str, str] | None = None) -> list[str]:
-    """Markdown rows `| key | type | default | meaning |` of dataclass `cls`."""
+                derived: dict[str, str] | None = None, method: str = "") -> list[str]:
+    """Markdown rows `| key | type | default | meaning |` of dataclass `cls` (of `method`)."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
@@ -132,7 +78,8 @@ def field_table(cls: type, skip: tuple[str, ...] = (), defaults: dict | None = N
         default = (defaults or {}).get(f.name, _fmt(_default(f)))
         if derived and f.name in derived:
             default += f"; unwritten: {derived[f.name]}"
-        text = NOTES.get(f.name) or field_comment(cls, f.name)
+        text = (NOTES.get(f"{method}.{f.name}") or NOTES.get(f.name)
+                or field_comment(cls, f.name))
         rows.append(f"| `{f.name}` | {_type(f)} | {default} | {text} |")
     return rows
 
@@ -182,17 +129,26 @@ def config_reference() -> str:
         cls = METHODS[name].config_cls
         paragraph = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
         doc = re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0]
-        out += [f"`{name}`: {doc}", ""]
-        out += field_table(cls, derived=rules(name))
+        out += [f"`{name}`: {_md(doc)}", ""]
+        out += field_table(cls, derived=rules(name), method=name)
         out += [""]
     return "\n".join(out).rstrip() + "\n"
 
 
+def _md(text: str) -> str:
+    """Plain text safe in a Markdown table cell: no column break, tag or emphasis."""
+    for char in "|<>*":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def _subcommands(parser: argparse.ArgumentParser, prefix: str):
+    """(command, its parser, its one-line help) of every subcommand, depth first."""
     for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
         if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            helps = {a.dest: a.help or "" for a in action._choices_actions}  # noqa: SLF001
             for name, sub in action.choices.items():
-                yield f"{prefix} {name}", sub
+                yield f"{prefix} {name}", sub, " ".join(helps.get(name, "").split())
                 yield from _subcommands(sub, f"{prefix} {name}")
 
 
@@ -206,7 +162,7 @@ def option_rows(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
         if action.choices and not isinstance(action.choices, dict):
             flags += " {" + "|".join(map(str, action.choices)) + "}"
         text = action.help or ""
-        if "%(" in text:  # argparse's own expansion (%(default)s, %(prog)s)
+        if "%" in text:  # argparse's own expansion (%(default)s, %(prog)s, %%)
             text = text % {**vars(action), "prog": parser.prog}
         rows.append((flags, " ".join(text.split())))
     return rows
@@ -217,14 +173,16 @@ def cli_reference() -> str:
     from bench.cli import build_parser
 
     parser = build_parser()
-    out = []
-    for command, sub in [("genbench", parser), *_subcommands(parser, "genbench")]:
+    commands = list(_subcommands(parser, "genbench"))
+    out = ["| command | what it does |", "|---|---|"]
+    out += [f"| `{command}` | {_md(text)} |" for command, _, text in commands]
+    out += [""]
+    for command, sub, _ in [("genbench", parser, ""), *commands]:
         rows = option_rows(sub)
-        if not rows and command != "genbench":
-            out += [f"`{command}`: no options.", ""]
-            continue
+        if not rows:
+            continue  # a command group (genbench history): its subcommands have the options
         out += [f"`{command}`", "", "| option | meaning |", "|---|---|"]
-        out += [f"| `{flags}` | {text.replace('|', '/')} |" for flags, text in rows]
+        out += [f"| `{flags}` | {_md(text)} |" for flags, text in rows]
         out += [""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -125,7 +125,7 @@ def _run_cli(args: argparse.Namespace) -> int:
         return 0
     check = screenshot(page, Path(args.screenshot), browser)
     print(f"{args.screenshot}: {check.images_ok}/{check.images} images loaded, page "
-          f"{check.scroll_width} px wide in a {check.inner_width} px window")
+          f"{check.scroll_width}x{check.scroll_height} px in a {check.inner_width} px window")
     for problem in check.problems:
         print(f"report check failed: {problem}")
     return 1 if check.problems else 0

@@ -42,9 +42,12 @@ def readable(value: Any, key: str = "") -> str:
     return str(value)
 
 
-def definition_table(items: dict[str, Any], caption: str) -> str:
-    rows = "".join(f"<tr><th scope='row'>{html.escape(str(k).replace('_', ' '))}</th>"
-                   f"<td>{html.escape(readable(v, str(k)))}</td></tr>" for k, v in items.items())
+def definition_table(items: dict[str, Any], caption: str, plain_keys: bool = True) -> str:
+    """A two-column table of key and readable value; plain_keys: 'cpu_flags' shown as 'cpu
+    flags' (False keeps names people search for, such as metric columns)."""
+    rows = "".join(
+        f"<tr><th scope='row'>{html.escape(str(k).replace('_', ' ') if plain_keys else str(k))}"
+        f"</th><td>{html.escape(readable(v, str(k)))}</td></tr>" for k, v in items.items())
     return (f"<div class='scroll'><table class='definitions'><caption>{html.escape(caption)}"
             f"</caption>{rows}</table></div>")
 
@@ -96,7 +99,7 @@ def context_html(run: ResultsDir) -> str:
     at = f" at n={n}" if n else ""
     parts = [definition_table(run_summary(run), "Run"),
              definition_table(floors, f"Real-vs-real floors{at} (what real data scores; mean "
-                                      f"{PLUS_MINUS} std over resamples)"),
+                                      f"{PLUS_MINUS} std over resamples)", plain_keys=False),
              definition_table(run.run.get("feature_net") or {}, "Feature net (FID-proxy)"),
              definition_table(run.run.get("environment") or {}, "Environment"),
              "<details><summary>Resolved configuration (JSON)</summary><pre>"

@@ -18,7 +18,6 @@ from compression.adaptive.sensitivity import (
     PROBE_SIZE,
     WeightVariant,
     drift_table,
-    probe_outputs,
     prune_variant,
     quant_variant,
 )

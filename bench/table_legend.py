@@ -1,13 +1,11 @@
 """The words around a results table: its caption and the legend lines printed under it."""
 from __future__ import annotations
 
-import numpy as np
-
 from bench import schema
 from bench.annotations import NoiseBand, floor_summary, n_samples
 from bench.loading import ResultsDir
 from bench.table_columns import Column
-from bench.table_render import NOISE_MARK, PLUS_MINUS, column_decimals, format_value
+from bench.table_render import NOISE_MARK, PLUS_MINUS, format_value
 
 _WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 BOLD_MEANS = ("bold: the best variant of its column, better beyond the 95% interval of every "
@@ -45,12 +43,6 @@ def caption(run: ResultsDir, family: str, datasets: list[str], seeds: list[int],
                  if len(seeds) > 1 else f"value {PLUS_MINUS} 95% interval ({spread})")
     parts.append(BOLD_MEANS)
     return "; ".join(parts)
-
-
-def _floor_decimals(mean: float, spread: float) -> int:
-    """Decimals of a floor 'mean ± spread': three significant digits of the larger of the two
-    (a KID floor of 0.01 ± 3.9 would otherwise print its spread to 4 decimals)."""
-    return column_decimals(np.array([max(abs(mean), spread)]))
 
 
 def _noise_lines(band: NoiseBand | None, decimals: int) -> list[str]:
@@ -94,7 +86,8 @@ def legend(run: ResultsDir, family: str, columns: list[Column], scales: dict[str
     sources = {c.source for c in columns}
     if "kid_proxy" in sources:
         scale = scales.get("kid_proxy", 1.0)
-        lines.append("KID: unbiased squared MMD with the cubic kernel on the classifier's features, "
+        lines.append("KID: unbiased squared MMD with the cubic kernel on the classifier's "
+                     "features, "
                      + (f"multiplied by {scale:g}." if scale != 1.0
                         else "as computed (not rescaled: the features are not normalised)."))
     if "elbo_bpd" in sources:
@@ -111,9 +104,9 @@ def legend(run: ResultsDir, family: str, columns: list[Column], scales: dict[str
         for column, mean, spread in shown:
             scale = scales.get(column.source, 1.0)
             name = "KID" if column.source == "kid_proxy" else column.header
-            mean, spread = mean * scale, spread * scale
-            parts.append(f"{name} "
-                         f"{format_value(mean, spread, _floor_decimals(mean, spread))}")
+            # In the column's own format: the floor is read against the column's values.
+            text = format_value(mean * scale, spread * scale, decimals.get(column.source, 2))
+            parts.append(f"{name} {text}")
         at = f" at n={n}" if n else ""
         lines.append(f"Real-vs-real floor{at} (mean {PLUS_MINUS} std over resamples, on the "
                      "columns' scale): " + ", ".join(parts) + ".")

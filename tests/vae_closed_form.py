@@ -1,8 +1,9 @@
 """Registered VAEs set to a closed form: a decoder that ignores z and a fixed Gaussian q(z|x).
 
 Zeroing the decoder's output-layer weights leaves logits = its bias, whatever z is, so
-p(x|z) = p(x) = prod over pixels of the discretised continuous Bernoulli mass of x's grey level
-k = round(255 x): P(k | l) = (e^{l (k+1)/256} - e^{l k/256}) / (e^l - 1), exactly.
+p(x|z) = p(x) = prod over pixels of the mass of x's grey level k = round(255 x) under the
+discretised logit-logistic: P(k | l) = sigmoid(logit(e_{k+1}) - l) - sigmoid(logit(e_k) - l),
+e_k = (k - 1/2)/255 clipped to [0, 1] (genmodels.models.likelihood), exactly.
 Zeroing the encoder head's weights leaves (mu, logvar) = its bias for every x, so q(z|x) =
 N(m, diag(exp(lv))) and, with p(x|z) constant in z, ELBO = log p(x) - KL(q || N(0, I)) and every
 importance weight is p(x) * p(z) / q(z): with m = 0, lv = 0 it is p(x) exactly, for every k.
@@ -58,12 +59,14 @@ def set_closed_form(
 
 
 def log_px(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B,) float64 log p(x): the sum over pixels of log P(k | l), written directly as the
-    difference of the continuous Bernoulli's CDF at the bin edges (a reference independent of
-    genmodels.models.likelihood's stable form; float64, |l| <= 2, l != 0)."""
-    l = logits.double().expand_as(x)
+    """(B,) float64 log p(x): the sum over pixels of log P(k | l), written directly as a
+    difference of sigmoids at the bin edges in float64 (a reference independent of
+    genmodels.models.likelihood's stable form; fine for |l| <= 2, where nothing cancels)."""
+    loc = logits.double().expand_as(x)
     k = torch.round(x.double() * 255)
-    mass = (torch.exp(l * (k + 1) / 256) - torch.exp(l * k / 256)) / torch.expm1(l)
+    lower = ((k - 0.5) / 255).clamp(0, 1)
+    upper = ((k + 0.5) / 255).clamp(0, 1)
+    mass = torch.sigmoid(torch.logit(upper) - loc) - torch.sigmoid(torch.logit(lower) - loc)
     return mass.log().flatten(1).sum(1)
 
 

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.lines as mlines
+import numpy as np
 import pandas as pd
 
 from bench.errors import InputError
+from bench.history import TREND_METRICS
 from bench.history_trends import detect_regressions, run_means
 from bench.loading import KEY_COLUMNS, compact_setting_labels
 from bench.plots.style import COLORS, LINESTYLES, MARKERS, plt, save
 
-# Quality, size and the two latency views people watch; one file each per run name.
-TREND_METRICS = ["fid_proxy", "elbo_nats", "latency_p50_ms", "speedup", "size_file_bytes"]
 _SETTING_KEY = [c for c in KEY_COLUMNS if c != "family"]
 
 
@@ -61,12 +61,14 @@ def metric_figure(means: pd.DataFrame, regressions: pd.DataFrame, metric: str) -
                 style = {**_cell_style(cell_index[key]),
                          "marker": MARKERS[machines.index(machine) % len(MARKERS)]}
                 judged = series[~series["unstable"]]
-                low = (judged["mean"] - judged["low"]).clip(lower=0).fillna(0)
-                high = (judged["high"] - judged["mean"]).clip(lower=0).fillna(0)
+                # No bar where the interval is unknown (NaN) or unbounded (p50 of <= 5 blocks).
+                low, high = ((judged["mean"] - judged["low"]).abs(),
+                             (judged["high"] - judged["mean"]).abs())
+                low, high = (b.where(np.isfinite(b), 0.0) for b in (low, high))
                 ax.errorbar(judged["x"], judged["mean"], yerr=[low, high], capsize=2,
                             markersize=4, label=f"{labels[key]} @ {machine}", **style)
                 shaky = series[series["unstable"]]
-                if not shaky.empty:  # all rows unstable: shown hollow, never judged
+                if not shaky.empty:  # a seed's row unstable: shown hollow, never judged
                     ax.scatter(shaky["x"], shaky["mean"], facecolors="none",
                                edgecolors="grey", marker=style["marker"], zorder=5)
             flagged = hits[(hits["family"] == family) & (hits["device"] == device)

@@ -104,7 +104,7 @@ def _noise_bands(ax: plt.Axes, points: pd.DataFrame, x: str, y: str,
     if floor is not None and np.isfinite(base) and base != 0:
         mean, spread = floor
         level = 100 * (mean - base) / abs(base)
-        ax.axhline(level, color="tab:green", linestyle="--", linewidth=1,
+        ax.axhline(level, color="darkgreen", linestyle="--", linewidth=1,
                    label=f"real-vs-real floor{at} (mean ± std)")
         if np.isfinite(spread):
             width = 100 * spread / abs(base)

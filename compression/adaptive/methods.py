@@ -30,7 +30,7 @@ from compression.distillation import teacher_matching
 from compression.finetune import finetune
 
 # pruning.py's masked-fine-tuning helpers, reused so both pruning methods record the same notes.
-from compression.pruning import _check_common, _record, _reapply, apply_masks
+from compression.pruning import _check_common, _reapply, _record, apply_masks
 from compression.quantization.core import MAX_BITS, MIN_BITS
 
 BIT_CHOICES = tuple(range(MIN_BITS, MAX_BITS + 1))  # 2..8

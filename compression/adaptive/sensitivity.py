@@ -1,4 +1,4 @@
-"""Per-layer sensitivity: output drift when one layer alone is quantized or pruned, the rest fp32."""
+"""Per-layer sensitivity: output drift with one layer alone quantized or pruned, the rest fp32."""
 from __future__ import annotations
 
 import math

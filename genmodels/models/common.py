@@ -51,7 +51,7 @@ def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 class VAEMixin:
     """ELBO, importance weights and reconstruction from `encode(x) -> (mu, logvar)` and
     `decode(z, x) -> logits (B, C, H, W)` (x: teacher-forcing input of autoregressive decoders).
-    p(x|z) is the continuous Bernoulli discretised to 256 grey levels (`pixel_log_lik`), so the
+    p(x|z) is a logistic in logit space discretised to 256 grey levels (`pixel_log_lik`), so the
     ELBO and IWAE bound the log-probability of the 8-bit images, in nats per image.
 
     Kingma & Welling 2013 (arXiv:1312.6114); IWAE weights: Burda et al. 2015 (arXiv:1509.00519).

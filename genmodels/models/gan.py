@@ -26,11 +26,10 @@ from genmodels.registry import register
 
 
 class Generator(nn.Module):
-    """z -> Linear -> (C0, s, s) -> ConvT/2 -> (C1, 2s, 2s) -> ConvT/2 -> (C, 4s, 4s) in [0, 1];
-    with c2 > 0 the second ConvT gives (C2, 4s, 4s) + BN + ReLU and a 3x3 conv maps it to C."""
+    """z -> Linear -> (C0, s, s) -> ConvT/2 -> (C1, 2s, 2s) -> ConvT/2 -> (C, 4s, 4s) in [0, 1]."""
 
     def __init__(
-        self, image_shape: tuple[int, int, int], latent_dim: int, c0: int, c1: int, c2: int = 0
+        self, image_shape: tuple[int, int, int], latent_dim: int, c0: int, c1: int
     ) -> None:
         super().__init__()
         self.c0, self.s = c0, spatial_base(image_shape)
@@ -38,18 +37,11 @@ class Generator(nn.Module):
         self.bn0 = nn.BatchNorm1d(c0 * self.s * self.s)
         self.up1 = nn.ConvTranspose2d(c0, c1, 4, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c1)
-        if c2 > 0:
-            self.up2 = nn.ConvTranspose2d(c1, c2, 4, stride=2, padding=1, bias=False)
-            self.bn2 = nn.BatchNorm2d(c2)
-            self.out = nn.Conv2d(c2, image_shape[0], 3, padding=1)
-        else:
-            self.up2 = nn.ConvTranspose2d(c1, image_shape[0], 4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(c1, image_shape[0], 4, stride=2, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.bn0(self.fc(z))).view(-1, self.c0, self.s, self.s)
         h = F.relu(self.bn1(self.up1(h)))  # (B, C1, 2s, 2s)
-        if hasattr(self, "out"):
-            return torch.sigmoid(self.out(F.relu(self.bn2(self.up2(h)))))  # (B, C, 4s, 4s)
         return torch.sigmoid(self.up2(h))  # (B, C, 4s, 4s) in [0, 1]
 
 
@@ -127,7 +119,6 @@ class GAN(GenerativeModel):
         channels: int = 32,
         disc_channels: int = 32,
         cutout: float = 0.5,
-        refine_channels: int = 0,
     ) -> None:
         check_model_args(image_shape, latent_dim, width)
         if channels < 1 or disc_channels < 1:
@@ -139,10 +130,8 @@ class GAN(GenerativeModel):
                              f"got {cutout}")
         super().__init__(image_shape, latent_dim, width)
         self.channels, self.disc_channels, self.cutout = int(channels), int(disc_channels), cutout
-        self.refine_channels = int(refine_channels)
         self.generator = Generator(
-            self.image_shape, self.latent_dim, scaled(2 * channels, width), scaled(channels, width),
-            scaled(refine_channels, width) if refine_channels > 0 else 0,
+            self.image_shape, self.latent_dim, scaled(2 * channels, width), scaled(channels, width)
         )
         self.discriminator = Discriminator(self.image_shape, disc_channels, 2 * disc_channels)
 
@@ -152,7 +141,6 @@ class GAN(GenerativeModel):
             "channels": self.channels,
             "disc_channels": self.disc_channels,
             "cutout": self.cutout,
-            "refine_channels": self.refine_channels,
         }
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Convolutional VAE, Gaussian q(z|x), Bernoulli decoder (Kingma & Welling, arXiv:1312.6114)."""
+"""Convolutional VAE, Gaussian q(z|x), 256-level discretised decoder (arXiv:1312.6114)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from compression.accounting import bits_per_weight, layers_emptied, prunable_tensors, weight_sparsity
+from compression.accounting import (
+    bits_per_weight,
+    layers_emptied,
+    prunable_tensors,
+    weight_sparsity,
+)
 from compression.adaptive.allocation import total
 from compression.adaptive.methods import (
     BIT_CHOICES,

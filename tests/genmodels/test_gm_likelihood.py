@@ -1,4 +1,4 @@
-"""The VAEs' discretised continuous Bernoulli: a pmf over 256 grey levels, its reference, bpd."""
+"""The VAEs' discretised logit-logistic: a pmf over 256 grey levels, its closed forms, bpd."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from torch.distributions import ContinuousBernoulli
 from vae_closed_form import build_closed_form, log_px
 
 from genmodels.models.likelihood import (
     GREY_LEVELS,
-    discretised_cb_log_prob,
+    bin_logit_edges,
+    discretised_logit_logistic_log_prob,
     grey_levels,
     nats_to_bpd,
     pixel_log_lik,
@@ -23,7 +23,8 @@ X = LEVELS / 255  # the 8-bit images' pixel values
 
 def _all_levels(logits: torch.Tensor) -> torch.Tensor:
     """(256, L) log P(k | l) for every level k (rows) and logit l (columns)."""
-    return discretised_cb_log_prob(logits.expand(GREY_LEVELS, -1), X[:, None].to(logits.dtype))
+    x = X[:, None].to(logits.dtype).expand(-1, logits.numel())
+    return discretised_logit_logistic_log_prob(logits.expand(GREY_LEVELS, -1), x)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-4)])
@@ -37,26 +38,38 @@ def test_masses_sum_to_one_over_the_grey_levels_for_every_logit(dtype, tol) -> N
                                atol=tol, rtol=0)
 
 
-def test_masses_equal_continuous_bernoulli_cdf_differences() -> None:
-    # Reference: torch.distributions.ContinuousBernoulli (Loaiza-Ganem & Cunningham 2019), whose
-    # CDF is accurate away from l = 0 (it switches to a Taylor form for |lambda - 1/2| < 1e-3).
-    logits = torch.tensor([-20.0, -3.0, -0.5, 0.1, 1.0, 7.0], dtype=torch.float64)
-    cb = ContinuousBernoulli(logits=logits)
-    upper = cb.cdf(((LEVELS + 1) / 256).clamp(max=1)[:, None].expand(-1, logits.numel()))
-    lower = cb.cdf((LEVELS / 256)[:, None].expand(-1, logits.numel()))
-    reference = torch.log(upper - lower)
-    ok = torch.isfinite(reference)  # far tails of |l| = 20 underflow in the reference
-    assert ok.float().mean() > 0.9
-    # CDF differences lose digits near F = 1 (cancellation): 1e-6 relative is the reference.
-    torch.testing.assert_close(_all_levels(logits)[ok], reference[ok], rtol=1e-6, atol=1e-9)
+def test_masses_equal_the_logistic_cdf_in_logit_space() -> None:
+    # Reference: torch.distributions' Logistic as a TransformedDistribution (Uniform -> logit ->
+    # affine), its CDF at the logit bin edges; moderate logits, where its plain form is exact.
+    logits = torch.tensor([-4.0, -1.0, 0.3, 2.0], dtype=torch.float64)
+    base = torch.distributions.Uniform(torch.zeros(4, dtype=torch.float64), 1.0)
+    logistic = torch.distributions.TransformedDistribution(
+        base, [torch.distributions.SigmoidTransform().inv,
+               torch.distributions.AffineTransform(loc=logits, scale=1.0)])
+    lower, upper = bin_logit_edges()
+    mass = logistic.cdf(upper[:, None].clamp(-40, 40)) - logistic.cdf(lower[:, None].clamp(-40, 40))
+    torch.testing.assert_close(_all_levels(logits), mass.log(), rtol=1e-9, atol=1e-9)
 
 
-def test_zero_logits_are_the_uniform_pmf_and_8_bits_per_pixel() -> None:
-    # l = 0: lambda = 1/2, CB is uniform on [0, 1], every level has mass 1/256 = 8 bits.
-    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    log_p = pixel_log_lik(torch.zeros_like(x), x)
-    torch.testing.assert_close(log_p, torch.full((3,), -784 * 8 * math.log(2)))
-    assert nats_to_bpd(log_p, 784) == pytest.approx(torch.full((3,), 8.0))
+def test_zero_logits_give_each_level_its_bin_width() -> None:
+    # l = 0: u = sigmoid(v) is uniform on (0, 1), so P(k) = the width of k's bin in [0, 1]:
+    # 1/255 inside, 1/510 for black and white. A black image costs 784 log 510 nats.
+    masses = _all_levels(torch.zeros(1, dtype=torch.float64))[:, 0].exp()
+    expected = torch.full((256,), 1 / 255, dtype=torch.float64)
+    expected[0] = expected[-1] = 1 / 510
+    torch.testing.assert_close(masses, expected, rtol=1e-12, atol=0)
+    black = torch.zeros(2, 1, 28, 28)
+    torch.testing.assert_close(pixel_log_lik(torch.zeros_like(black), black),
+                               torch.full((2,), -784 * math.log(510)))
+    assert nats_to_bpd(-784 * math.log(510), 784) == pytest.approx(math.log2(510))
+
+
+def test_confident_logits_put_almost_all_mass_on_black_and_white() -> None:
+    # Edge bins hold the tails: P(0 | l) = sigmoid(logit(1/510) - l), P(255 | l) = its mirror.
+    log_p = _all_levels(torch.tensor([-12.0, 12.0], dtype=torch.float64))
+    expected = torch.sigmoid(torch.logit(torch.tensor(1 / 510, dtype=torch.float64)) + 12)
+    assert log_p[0, 0].exp().item() == pytest.approx(expected.item(), rel=1e-12)
+    assert log_p[0, 0].exp() > 0.99 and log_p[-1, 1].exp() > 0.99
 
 
 def test_bpd_is_minus_nats_over_dims_ln2_exactly() -> None:
@@ -71,10 +84,10 @@ def test_grey_levels_round_to_the_nearest_of_256() -> None:
     assert grey_levels(x).tolist() == [0, 0, 1, 128, 255, 255, 0]
 
 
-def test_gradient_is_finite_everywhere_and_zero_at_the_maximum() -> None:
-    # d/dl log P(k|l) is finite at l = 0 and at extremes; for one pixel at every level, the
-    # mean of the levels' log-masses peaks at l = 0 (symmetry), so its gradient is 0 there.
-    logits = torch.tensor([-80.0, -1e-6, 0.0, 1e-6, 5e-3, 80.0], requires_grad=True)
+def test_gradient_is_finite_everywhere_and_zero_at_the_symmetric_point() -> None:
+    # d/dl log P(k|l) is finite at 0 and at extremes (no NaN from the infinite edges); summed
+    # over all 256 levels, which are symmetric about 1/2, it is 0 at l = 0.
+    logits = torch.tensor([-1e4, -80.0, 0.0, 1e-6, 80.0, 1e4], requires_grad=True)
     _all_levels(logits).sum().backward()
     assert torch.isfinite(logits.grad).all()
     assert logits.grad[2].abs() < 1e-3

@@ -11,15 +11,23 @@ from bench.metrics.classes import class_statistics
 from bench.metrics.quality import fid_proxy
 from genmodels.data import load_dataset
 from genmodels.models import build_model
-from genmodels.models.common import bernoulli_log_lik
+from genmodels.models.likelihood import GREY_LEVELS, grey_levels
 from genmodels.train import DEFAULT_TRAIN, train_model
 from genmodels.yardstick import load_feature_net
 
 pytestmark = pytest.mark.slow
 N_SAMPLES = 1000
-# Test ELBO (nats/image) of the train-v2 RVAE recipe (row dropout 0.3 only; KL 3.6 nats),
-# measured with this file's evaluation: the new recipe must use its latent AND fit better.
-RVAE_V2_TEST_ELBO = -92.8
+
+
+def independent_pixels_log_lik(train_x: torch.Tensor, test_x: torch.Tensor) -> float:
+    """Mean test log-likelihood (nats/image) of the best model with independent pixels on the
+    same 256-level discretisation: each pixel's level histogram on the train split, smoothed
+    with 1/2 per level (Krichevsky-Trofimov). -942 nats (1.73 bpd) on mnist5k with 0.1."""
+    k_train, k_test = grey_levels(train_x).flatten(1), grey_levels(test_x).flatten(1)
+    counts = torch.zeros(k_train.shape[1], GREY_LEVELS, dtype=torch.float64)
+    counts.scatter_add_(1, k_train.T, torch.ones_like(k_train.T, dtype=torch.float64))
+    log_p = torch.log((counts + 0.5) / (counts.sum(1, keepdim=True) + 0.5 * GREY_LEVELS))
+    return log_p.gather(1, k_test.T).T.sum(1).mean().item()
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +66,8 @@ def _samples(model: torch.nn.Module) -> torch.Tensor:
 
 # Issue 13's GAN target is not reached yet (measured on the 2-core reference machine, seed 0:
 # FID-proxy 63.0 > 60 and mean confidence 0.873 < 0.9; 10 digits present, 9 of them in 5-15%).
+# A third generator layer (ConvT to 16 channels + BN + 3x3 conv, same recipe) measured worse:
+# FID-proxy 66.5, confidence 0.864, 297 CPU s (H7, train-v3 code).
 # Kept as the target, not loosened: xfail until a recipe reaches it (strict=False because float
 # training differs between CPU types, so another machine may land either side of the line).
 @pytest.mark.xfail(reason="issue 13 GAN target not reached: FID-proxy 63.0, confidence 0.873",
@@ -90,20 +100,18 @@ def test_vae_samples_fid_proxy_at_most_150(family, trained, net, real) -> None:
 
 
 @torch.no_grad()
-def test_rvae_uses_its_latent_and_fits_better(trained, mnist5k) -> None:
+def test_rvae_uses_its_latent(trained, mnist5k) -> None:
     model = trained("rvae")
     mu, logvar = model.encode(mnist5k.test_x)
     kl = (0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)).mean().item()
-    elbo = model.elbo(mnist5k.test_x, torch.Generator().manual_seed(2)).mean().item()
     assert kl >= 10, kl
-    assert elbo > RVAE_V2_TEST_ELBO, elbo
 
 
 @pytest.mark.parametrize("family", ["vae", "rvae"])
 @torch.no_grad()
-def test_vae_test_elbo_beats_the_mean_image_model(family, trained, mnist5k) -> None:
-    # Baseline: a Bernoulli with the per-pixel train mean; log-likelihood = -BCE(x, mean) summed.
-    mean = mnist5k.train_x.mean(0, keepdim=True).clamp(1e-6, 1 - 1e-6)
-    mean_ll = bernoulli_log_lik(torch.logit(mean).expand_as(mnist5k.test_x), mnist5k.test_x).mean()
-    elbo = trained(family).elbo(mnist5k.test_x, torch.Generator().manual_seed(2)).mean()
-    assert elbo > mean_ll, (float(elbo), float(mean_ll))
+def test_vae_test_elbo_beats_independent_pixels(family, trained, mnist5k) -> None:
+    # A lower bound of the VAE's log-likelihood above the exact one of the best independent-pixel
+    # model, both on the 256 grey levels: the latent (and the RVAE's rows) buy real fit.
+    baseline = independent_pixels_log_lik(mnist5k.train_x, mnist5k.test_x)
+    elbo = trained(family).elbo(mnist5k.test_x, torch.Generator().manual_seed(2)).mean().item()
+    assert elbo > baseline, (elbo, baseline)

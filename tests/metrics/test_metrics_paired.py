@@ -20,7 +20,7 @@ SHAPE = (1, 4, 4)
 SETTINGS = EvalSettings(
     n_samples=200, kid_subsets=5, kid_subset_size=100, iwae_k=4, n_recon=150, bootstrap=100
 )
-LIKELIHOODS = ("recon_bce_nats", "elbo_nats", "nll_iwae_nats")
+LIKELIHOODS = ("recon_bce_nats", "elbo_nats", "nll_iwae_nats", "elbo_bpd", "iwae_bpd")
 
 
 class Gen(nn.Module):
@@ -93,7 +93,7 @@ def test_baseline_against_itself_is_exactly_zero(evaluator: QualityEvaluator, cl
     baseline = cls()
     row = evaluator.evaluate(copy.deepcopy(baseline), baseline=baseline)
     metrics = [m for m in DELTA_METRICS if m in row]
-    assert len(metrics) == (9 if cls is Vae else 6)
+    assert len(metrics) == (11 if cls is Vae else 6)  # VAE: 3 likelihoods in nats, 2 in bpd
     for metric in metrics:
         assert row[f"{metric}_delta"] == 0.0
         assert (row[f"{metric}_delta_ci_low"], row[f"{metric}_delta_ci_high"]) == (0.0, 0.0)

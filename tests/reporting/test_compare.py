@@ -305,3 +305,21 @@ def test_bad_abs_tol(results_dir: Path, capsys) -> None:
     code, _, err = run_cli(["compare", str(results_dir), str(results_dir), "--abs-tol",
                             "fid_proxy=1"], capsys)
     assert code == 2 and "--abs-tol" in err and "recall" in err
+
+
+def test_settings_differences_names_each_setting() -> None:
+    from bench.compare_settings import settings_differences
+
+    base = {"config": {"dataset": "mnist5k", "eval": {"n_samples": 1000, "iwae_k": 16},
+                       "train": "default", "seeds": [0], "families": {"gan": {}, "vae": {}}},
+            "feature_net": {"id": "aaaa"}}
+    same_but_seeds = {**base, "config": {**base["config"], "seeds": [0, 1, 2]}}
+    assert settings_differences(base, same_but_seeds) == []
+    other = {"config": {**base["config"], "eval": {"n_samples": 1000, "iwae_k": 64},
+                        "families": {"gan": {"epochs": 3}, "rvae": {}}},
+             "feature_net": {"id": "bbbb"}}
+    assert settings_differences(base, other) == ["eval.iwae_k: 16 vs 64",
+                                                 "families.gan.epochs: None vs 3",
+                                                 "feature_net: aaaa vs bbbb"]
+    # A run that did not record its feature network is not refused for it.
+    assert settings_differences(base, {**base, "feature_net": None}) == []

@@ -233,3 +233,20 @@ def test_bad_date_and_bad_store(results_dir: Path, tmp_path: Path, capsys) -> No
     with pytest.raises(InputError, match="rebuild it") as error:
         read_store(old)
     assert "\n" not in str(error.value)
+
+
+def test_few_blocks_give_unbounded_intervals(make_results_dir) -> None:
+    """With <= 5 timing blocks no order-statistic interval reaches 95%: p50's is (-inf, inf)
+    and throughput's, batch / p50, is [0, inf) (never an inverted interval)."""
+    run = retag(make_results_dir("few", seeds=[0]))
+    samples = pd.read_csv(run / schema.LATENCY_SAMPLES_FILE)
+    keep = ((samples["cell_id"] != "gan0s0") | (samples["batch_size"] != 64)
+            | (samples["block"] < 4))
+    samples[keep].to_csv(run / schema.LATENCY_SAMPLES_FILE, index=False)
+    block = run_block(run)
+    rows = block[(block["pipeline_json"] == '[{"method": "baseline"}]')
+                 & (block["family"] == "gan")].set_index(["metric", "batch_size"])
+    assert tuple(rows.loc[("latency_p50_ms", 64), ["ci_low", "ci_high"]]) == (-np.inf, np.inf)
+    assert tuple(rows.loc[("throughput_sps", 64), ["ci_low", "ci_high"]]) == (0.0, np.inf)
+    low, value, high = rows.loc[("throughput_sps", 1), ["ci_low", "value", "ci_high"]]
+    assert 0 < low <= value <= high < np.inf  # 40 blocks at batch 1: bounded

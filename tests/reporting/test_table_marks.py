@@ -131,7 +131,7 @@ def test_headers_name_device_batch_threads_and_kid_scale(make_results_dir) -> No
     # Synthetic KID is ~0.01: printed x1000, its floor (0.0005 +/- 0.0002) on the same scale.
     assert "KID (x1000)" in gan.headers
     assert _cells(gan, "KID")[0].startswith("10.0 ")
-    assert any("KID 0.500 ± 0.200" in note for note in gan.notes)
+    assert any("KID 0.5 ± 0.2" in note for note in gan.notes)  # the column's one decimal
     assert any(note.endswith("multiplied by 1000.") for note in gan.notes)
 
 

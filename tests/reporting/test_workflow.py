@@ -23,3 +23,63 @@ def test_nightly_workflow_shape() -> None:
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert "results/nightly" in upload["with"]["path"] and upload["if"] == "always()"
     assert steps[-1]["if"] == "steps.nightly.outputs.status != '0'" and "exit 1" in steps[-1]["run"]
+
+
+ROOT = Path(__file__).parents[2]
+# A stand-in for the venv's python: logs each call; compare exits as the test asks.
+FAKE_PYTHON = """#!/usr/bin/env bash
+echo "$*" >> "$CALLS"
+case "$*" in
+    *"compare --history"*) exit "${HISTORY_EXIT:-0}" ;;
+    *"bench compare"*) exit "${REFERENCE_EXIT:-0}" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(("reference_exit", "history_exit", "expected"),
+                         [(0, 0, 0), (1, 0, 1), (0, 1, 1), (2, 1, 2)])
+def test_run_all_nightly_compares_reference_and_history(tmp_path: Path, reference_exit: int,
+                                                        history_exit: int, expected: int) -> None:
+    import hashlib
+    import os
+    import subprocess
+
+    for name in ("run_all.sh", "pyproject.toml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    (tmp_path / ".venv" / ".genbench-installed").write_text(stamp + "\n")
+    calls = tmp_path / "calls.txt"
+    env = {**os.environ, "CALLS": str(calls), "REFERENCE_EXIT": str(reference_exit),
+           "HISTORY_EXIT": str(history_exit)}
+    done = subprocess.run(["bash", str(tmp_path / "run_all.sh"), "nightly"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == expected, done.stderr
+    log = [line.removeprefix("-m bench ").split()[:2] for line in calls.read_text().splitlines()]
+    steps = [" ".join(words) for words in log]
+    assert steps[0] == "run --preset"
+    quality = steps.index("compare results/reference/nightly")
+    latency = steps.index("compare --history")
+    append = steps.index("history append")
+    # Latency is compared with the machine's earlier runs before this one joins them.
+    plot, report = steps.index("history plot"), steps.index("report results/nightly")
+    assert quality < latency < append < plot < report
+    assert "results/history.csv" in calls.read_text().splitlines()[latency]
+
+
+def test_nightly_preset_is_small_but_still_a_nightly() -> None:
+    from bench.config import load_preset
+    from bench.grid import expand
+
+    config = load_preset("nightly")
+    assert list(config.seeds) == [0, 1, 2] and list(config.batch_sizes) == [1, 64]
+    assert config.eval == {"n_samples": 1000, "kid_subsets": 100, "kid_subset_size": 1000,
+                           "iwae_k": 64, "n_recon": 1000}
+    cells = expand(config)
+    per_family_seed = len(cells) / (3 * 3)
+    assert per_family_seed == 9  # baseline, 7 methods one setting each, 1 pipeline
+    methods = {cell.method for cell in cells if cell.seed == 0 and cell.family == "gan"}
+    assert len(methods) == 9

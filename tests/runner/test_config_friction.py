@@ -10,6 +10,7 @@ from bench.config import ConfigError, load_preset, parse_config
 from bench.grid import expand
 from bench.metrics import EvalSettings
 from bench.validate import MAX_SHOWN
+from genmodels.train import SMOKE_TRAIN
 
 
 def _edit(old: str, new: str, text: str = TINY_TOML) -> str:
@@ -99,6 +100,7 @@ def test_invalid_combination_of_a_sweep_is_named():
     (_quant("bits = 4"), _quant('bits = 4\nrounding = ["mse"]\nscheme = "affine"')),
     (TINY_TOML, _edit("min_run_time = 0.005", "min_run_time = 0.005\nmax_attempts = 3")),
     (TINY_TOML, _edit("kid_subsets = 2", "kid_subsets = 2\nbootstrap = 200")),
+    (TINY_TOML, _edit("[families.vae]", f"beta2 = {SMOKE_TRAIN['gan'].beta2}\n[families.vae]")),
 ])
 def test_a_default_written_out_is_the_omitted_cell(omitted, explicit):
     assert omitted != explicit and _ids(omitted) == _ids(explicit)
@@ -155,6 +157,9 @@ def test_more_problems_than_shown_are_counted():
     (_edit("memory = false", "memroy = false"), "unknown key 'memroy' (did you mean 'memory'?)"),
     (TINY_TOML + '\n[[sweep]]\nmethod = "quant"\nfamilies = ["gam"]\n',
      "family 'gam' is not configured (did you mean 'gan'?)"),
+    (_edit('train = "smoke"', 'train = "smok"'), "train = 'smok' (did you mean 'smoke'?)"),
+    (_edit('timeout_s = 120', 'timeout_s = 120\nfeatures = "shiped"'),
+     "features = 'shiped' (did you mean 'shipped'?)"),
 ])
 def test_near_misses_suggest_the_intended_name(text, fragment):
     assert any(fragment in line for line in _errors(text)), _errors(text)
@@ -179,3 +184,28 @@ def test_a_scalar_family_filter_is_a_list_of_one():
     text = TINY_TOML + '\n[[sweep]]\nmethod = "quant"\nbits = 4\nfamilies = "vae"\n'
     cells = [c for c in expand(parse_config(text)) if c.steps and c.steps[0].get("bits") == 4]
     assert [c.family for c in cells] == ["vae"]
+
+
+def test_a_single_sweep_table_is_a_list_of_one():
+    text = TINY_TOML.replace("[[sweep]]", "[sweep]", 1).split("[[sweep]]")[0]
+    assert [s for _, (s,) in parse_config(text).pipelines] == [
+        {"method": "prune_magnitude", "sparsity": 0.5}]
+
+
+def test_step_settings_are_canonical_for_configs_built_in_code():
+    from bench.grid import pipeline_json, step_settings
+    from compression.pruning import ThresholdPruneConfig
+
+    assert step_settings(ThresholdPruneConfig(threshold=0)) == step_settings(
+        ThresholdPruneConfig(threshold=0.0))
+    assert pipeline_json([ThresholdPruneConfig(threshold=0)]) == pipeline_json(
+        [ThresholdPruneConfig(threshold=0.0)])
+
+
+@pytest.mark.parametrize("entry,fragment", [
+    ("sparsity = 0.5", "[sweep 3] missing key 'method'"),
+    ('method = "prune_magnitude"', "[sweep 3] method 'prune_magnitude': missing key 'sparsity'"),
+])
+def test_a_missing_method_or_required_key_is_named(entry, fragment):
+    (line,) = _errors(TINY_TOML + f"\n[[sweep]]\n{entry}\n")
+    assert fragment in line, line

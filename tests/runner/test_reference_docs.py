@@ -11,7 +11,7 @@ from conftest import REPO
 import compression.methods  # noqa: F401 - fills METHODS
 from bench import reference_docs
 from bench.cli import build_parser
-from bench.config import _TOP_KEYS, LatencySettings
+from bench.config import _TOP_KEYS, LatencySettings, parse_config
 from bench.metrics import EvalSettings
 from compression.api import METHODS
 from genmodels.train import TrainConfig
@@ -111,3 +111,11 @@ def test_field_table_rows_have_type_default_and_derived_rule():
 def test_missing_markers_are_an_error():
     with pytest.raises(ValueError, match="generated:config"):
         reference_docs.replace_blocks("no markers here")
+
+
+def test_the_readme_example_sweep_is_valid():
+    section = README.split("## Sweeps: presets and TOML", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(example, "README example")
+    assert config.name == "my-sweep" and set(config.families) == {"gan", "vae"}
+    assert EvalSettings(**config.eval).kid_subset_size == 500  # derived, as its comment says
