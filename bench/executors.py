@@ -7,9 +7,11 @@ computed once per (dataset, family, seed) and once per dataset.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -23,6 +25,7 @@ from bench.runner import (
     feature_task,
     load_plugins,
     one_line,
+    quiet_torch_logs,
     run_cell,
     train_task,
 )
@@ -51,35 +54,80 @@ def run_sequential(config: SweepConfig, cells: list[Cell], on_result: OnResult) 
 
 
 def _init_worker(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: the client alone handles it (it stops the
+    # workers), so a worker neither prints a KeyboardInterrupt traceback nor delays the exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_torch_logs()
     # Workers share the cores: each gets its slice, so N workers do not oversubscribe them.
     torch.set_num_threads(threads)
     load_plugins()
+
+
+@contextlib.contextmanager
+def sigint_blocked_in_children() -> Iterator[None]:
+    """Processes started inside inherit SIGINT blocked (a signal mask survives fork and exec),
+    so a Ctrl-C while a worker is still importing torch, before _init_worker ignores it, does
+    not print a traceback there. This thread's own Ctrl-C is delivered when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop now (Ctrl-C, an error): cancel what is queued and terminate the workers instead of
+    waiting for their cells to end (shutdown(wait=True) would take as long as the longest)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # 3.14: terminate_workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def run_pool(config: SweepConfig, cells: list[Cell], on_result: OnResult, workers: int) -> None:
     """A spawn-context process pool (fork breaks CUDA, asv#1565); threads = cores // workers."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                initargs=(threads,)) as pool:
-        feature_future = pool.submit(feature_task, config)
-        train_futures = {key: pool.submit(train_task, config, key) for key in train_keys(cells)}
-        features = _result(feature_future, lambda msg: FeatureOutcome(error=msg))
-        pending: dict[cf.Future, Cell] = {}
-        by_key: dict[tuple, list[Cell]] = {}
-        for cell in cells:
-            by_key.setdefault(cell.train_key, []).append(cell)
-        for future in cf.as_completed(train_futures.values()):
-            key = next(k for k, f in train_futures.items() if f is future)
-            trained = _result(future, lambda msg, key=key: TrainOutcome(key, error=msg))
-            for cell in by_key[key]:
-                pending[pool.submit(run_cell, config, cell, trained, features)] = cell
-        for future in cf.as_completed(pending):
-            cell = pending[future]
-            try:
-                on_result(future.result())
-            except Exception as exc:  # noqa: BLE001 - e.g. BrokenProcessPool after an OOM kill
-                on_result(failed_outcome(cell, f"worker failed: {one_line(exc)}"))
+    pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                  initargs=(threads,))
+
+    def submit(fn: Callable[..., Any], *args: Any) -> cf.Future:
+        with sigint_blocked_in_children():  # a submit may start a worker process
+            return pool.submit(fn, *args)
+
+    try:
+        _pool_tasks(config, cells, on_result, submit)
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def _pool_tasks(config: SweepConfig, cells: list[Cell], on_result: OnResult,
+                submit: Callable[..., cf.Future]) -> None:
+    feature_future = submit(feature_task, config)
+    train_futures = {key: submit(train_task, config, key) for key in train_keys(cells)}
+    features = _result(feature_future, lambda msg: FeatureOutcome(error=msg))
+    pending: dict[cf.Future, Cell] = {}
+    by_key: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        by_key.setdefault(cell.train_key, []).append(cell)
+    for future in cf.as_completed(train_futures.values()):
+        key = next(k for k, f in train_futures.items() if f is future)
+        trained = _result(future, lambda msg, key=key: TrainOutcome(key, error=msg))
+        for cell in by_key[key]:
+            pending[submit(run_cell, config, cell, trained, features)] = cell
+    for future in cf.as_completed(pending):
+        cell = pending[future]
+        try:
+            on_result(future.result())
+        except Exception as exc:  # noqa: BLE001 - e.g. BrokenProcessPool after an OOM kill
+            on_result(failed_outcome(cell, f"worker failed: {one_line(exc)}"))
 
 
 def _result(future: cf.Future, on_error: Callable[[str], Any]) -> Any:
@@ -87,46 +135,6 @@ def _result(future: cf.Future, on_error: Callable[[str], Any]) -> Any:
         return future.result()
     except Exception as exc:  # noqa: BLE001
         return on_error(f"worker failed: {one_line(exc)}")
-
-
-def run_dask(config: SweepConfig, cells: list[Cell], on_result: OnResult,
-             scheduler: str | None = None, workers: int = 1, client: Any = None) -> None:
-    """Dask distributed: training futures are arguments of their cells' tasks, so the graph has
-    the dependencies; results come back to this client, which writes them (no shared disk)."""
-    from distributed import Client, LocalCluster, as_completed
-
-    own = client is None
-    cluster = None
-    if own:
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
-            client = Client(cluster)
-            client.run(_init_worker, threads)
-        client.run(load_plugins)  # an existing cluster's workers need the user's registries too
-    try:
-        features = client.submit(feature_task, config, pure=False, key="genbench-features")
-        trained = {key: client.submit(train_task, config, key, pure=False,
-                                      key=f"genbench-train-{'-'.join(map(str, key))}")
-                   for key in train_keys(cells)}
-        futures = {client.submit(run_cell, config, cell, trained[cell.train_key], features,
-                                 pure=False, key=f"genbench-cell-{cell.cell_id}"): cell
-                   for cell in cells}
-        for future in as_completed(futures):
-            cell = futures[future]
-            try:
-                on_result(future.result())
-            except Exception as exc:  # noqa: BLE001 - a lost worker or an unpicklable result
-                on_result(failed_outcome(cell, f"dask task failed: {one_line(exc)}"))
-            future.release()
-    finally:
-        if own:
-            client.close()
-            if cluster is not None:
-                cluster.close()
 
 
 def execute(config: SweepConfig, cells: list[Cell], on_result: OnResult, *,
@@ -141,6 +149,8 @@ def execute(config: SweepConfig, cells: list[Cell], on_result: OnResult, *,
     if not cells:
         return
     if executor == "dask":
+        from bench.dask_executor import run_dask
+
         run_dask(config, cells, on_result, scheduler=scheduler, workers=workers, client=client)
     elif workers == 1:
         run_sequential(config, cells, on_result)

@@ -69,6 +69,19 @@ def one_line(exc: BaseException) -> str:
 
 
 PLUGINS_ENV = "GENBENCH_PLUGINS"
+# Loggers whose import-time notes are noise here: importing torchao makes torch log "No CUDA
+# runtime is found, using CUDA_HOME=..." on CPU machines, and a pytree deprecation note.
+NOISY_LOGGERS = ("torch.utils.cpp_extension", "torch.utils._pytree")
+
+
+def quiet_torch_logs() -> None:
+    """Silence NOISY_LOGGERS below ERROR in this process. Called by the CLI and by every pool
+    and Dask worker before it imports the methods (a logger's level set before its module is
+    imported holds: the module gets the same logger object)."""
+    import logging
+
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def load_plugins() -> list[str]:

@@ -11,7 +11,7 @@ import pandas as pd
 from bench.families import ordered_families
 from bench.plots.style import plt, save
 
-TRAINING_DIR = "training"
+TRAINING_DIR = "training"  # bench.training_curves.TRAINING_DIR
 # Per-epoch keys that are not a loss: the epoch itself, and schedules such as the KL weight.
 NOT_PLOTTED = {"epoch", "beta", "lr"}
 
@@ -20,22 +20,28 @@ def _is_quality(key: str) -> bool:
     return "fid" in key  # fid_proxy and the like: own panel, lower is better, no loss scale
 
 
-def load_training_curves(directory: Path) -> pd.DataFrame:
-    """Long table (family, seed, epoch, key, value) of every readable DIR/training/*.json.
-
-    Each file is a JSON object with "family", "seed" and "curve", a list of per-epoch objects
-    with "epoch" and numeric keys. Files that do not have this shape, and values that are not
-    finite numbers, are skipped: a curve is an aid to reading, never a reason to fail a report.
-    """
-    rows = []
+def _payloads(directory: Path) -> list[dict]:
+    """The readable DIR/training/*.json objects that hold a "curve" list. Read here, not with
+    bench.training_curves.read_training_curves: that module imports torch (4 s) to write files."""
+    payloads = []
     for path in sorted((Path(directory) / TRAINING_DIR).glob("*.json")):
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
-        if not isinstance(payload, dict) or not isinstance(payload.get("curve"), list):
-            continue
-        family, seed = str(payload.get("family", path.stem)), payload.get("seed", 0)
+        if isinstance(payload, dict) and isinstance(payload.get("curve"), list):
+            payloads.append(payload)
+    return payloads
+
+
+def load_training_curves(directory: Path) -> pd.DataFrame:
+    """Long table (family, seed, epoch, key, value) of every readable DIR/training/*.json, as
+    bench.training_curves writes them: "family", "seed" and "curve", a list of per-epoch objects
+    with "epoch" and numeric keys. Entries that are not objects, and values that are not finite
+    numbers, are skipped: a curve is an aid to reading, never a reason to fail a report."""
+    rows = []
+    for payload in _payloads(directory):
+        family, seed = str(payload.get("family")), payload.get("seed", 0)
         for index, epoch in enumerate(payload["curve"]):
             if not isinstance(epoch, dict):
                 continue

@@ -16,6 +16,7 @@ from bench.annotations import (
     n_samples,
     notes_text,
     speedup_noise,
+    speedup_noise_band,
     unstable_latency_rows,
 )
 from bench.loading import load_results_dir
@@ -74,3 +75,22 @@ def test_speedup_noise_at_the_largest_batch(make_results_dir) -> None:
     assert batch == 64 and speedups == pytest.approx([0.99, 1.0, 1.01])
     assert speedup_noise(run, "gan", "cuda") == (0, [])
     assert speedup_noise(run, "missing") == (0, [])
+
+
+def test_speedup_noise_band_is_the_largest_deviation_either_way(results_dir: Path) -> None:
+    info = json.loads((results_dir / schema.RUN_FILE).read_text())
+    info["speedup_noise"] = [
+        {"family": "gan", "device": "cpu", "batch_size": 1, "speedup": 0.94, "status": "ok"},
+        {"family": "gan", "device": "cpu", "batch_size": 64, "speedup": 1.02,
+         "status": "unstable"},  # a noisy self-timing is evidence of noise too
+        {"family": "gan", "device": "cpu", "batch_size": 64, "speedup": 0.5, "status": "failed"},
+        {"family": "gan", "device": "cuda", "batch_size": 64, "speedup": 0.5, "status": "ok"},
+        {"family": "vae", "device": "cpu", "batch_size": 64, "speedup": 0.5, "status": "ok"},
+    ]
+    (results_dir / schema.RUN_FILE).write_text(json.dumps(info))
+    run = load_results_dir(results_dir)
+    band = speedup_noise_band(run, "gan")
+    assert band.measured == (0.94, 1.02) and band.batches == (1, 64)
+    assert band.factor == pytest.approx(1 / 0.94) and band.low == pytest.approx(0.94)
+    assert speedup_noise_band(run, "gan", "cuda").factor == pytest.approx(2.0)
+    assert speedup_noise_band(run, "rvae") is None

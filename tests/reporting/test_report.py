@@ -206,3 +206,26 @@ def test_sensitivity_heatmaps_embedded_when_present(make_results_dir, monkeypatc
 def test_report_on_missing_dir_exits_2(tmp_path: Path, capsys) -> None:
     code, _, err = run_cli(["report", str(tmp_path / "missing")], capsys)
     assert code == 2 and "not a directory" in err
+
+
+def test_curves_read_what_the_store_writes(tmp_path: Path) -> None:
+    from bench.training_curves import write_training_curve
+
+    write_training_curve(tmp_path, {"result": {"family": "gan", "seed": 2}, "train_info": {
+        "curve": [{"epoch": 0, "loss": 1.5, "d_loss": 0.7}]}})
+    assert load_training_curves(tmp_path).to_numpy().tolist() == [
+        ["gan", 2, 0, "d_loss", 0.7], ["gan", 2, 0, "loss", 1.5]]
+
+
+def test_training_curve_panels_per_family_in_order(tmp_path: Path, monkeypatch) -> None:
+    import bench.plots.curves as curves
+
+    for family in ("rvae", "gan"):
+        _write_curve(tmp_path, family, 0, fid=family == "rvae")
+    drawn = {}
+    monkeypatch.setattr(curves, "save", lambda figure, stem: drawn.setdefault("f", figure) and [])
+    curves.plot_training_curves(tmp_path, tmp_path)
+    titles = [ax.get_title() for ax in drawn["f"].axes]
+    curves.plt.close(drawn["f"])
+    # A column per family (gan before rvae), a FID-proxy row because one family recorded it.
+    assert titles == ["gan", "rvae", "gan: FID-proxy", "rvae: FID-proxy"]
