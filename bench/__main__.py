@@ -1,4 +1,4 @@
 """`python -m bench` is the `genbench` command."""
-from bench.cli import main
+from bench.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -1,77 +1,40 @@
-"""The `genbench` command: thin argparse subcommands (run, validate, presets, reporting)."""
+"""The `genbench` command: argparse subcommands that parse, call the library and print."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+
+from bench.cli_run import cmd_run, preflight
 
 # The reporting modules add their own subcommands when they are installed alongside.
 REPORTING_MODULES = ("bench.plots", "bench.tables", "bench.compare", "bench.history",
                      "bench.report", "bench.sensitivity")
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
+DESCRIPTION = ("genbench measures what pruning, quantization and distillation do to the "
+               "quality, size and speed of generative models (GAN, VAE, recurrent VAE), over a "
+               "grid of settings that resumes where it stopped.")
+EPILOG = ("Start with `genbench presets` and `genbench run --preset smoke`; then `genbench "
+          "report results/smoke`. `genbench COMMAND --help` describes each command.")
+RUN_DESCRIPTION = """\
+Run every cell (family x seed x compression setting) of a sweep that DIR does not hold yet.
 
-def _config(args: argparse.Namespace):
-    from bench.config import load_config, load_preset
+Resume: rerunning the same command skips the cells already saved in DIR (failed ones too,
+unless --rerun-failed); a sweep extended with new settings runs only the new cells. DIR
+belongs to one sweep, the one named by the config's `name` (a preset's name, or `name = ...`
+in your TOML file), as recorded in DIR/run.json: a run of a sweep with another name into it is
+refused (exit 2, nothing written) unless --force, which deletes that sweep's outputs (results,
+cells, samples, plots, tables, report) first. Files genbench does not write are left alone.
 
-    if bool(args.preset) == bool(args.config):
-        raise ValueError("give exactly one of --preset NAME or --config FILE")
-    config = load_preset(args.preset) if args.preset else load_config(args.config)
-    overrides = {}
-    if args.data_root is not None:
-        overrides["data_root"] = args.data_root
-    if args.download:
-        overrides["download"] = True
-    if args.device:
-        overrides["devices"] = (args.device,)
-    if getattr(args, "retrain_features", False):  # `genbench run` only
-        overrides["features"] = "retrain"
-    return dataclasses.replace(config, **overrides) if overrides else config
-
-
-def _preflight(config) -> None:
-    """Everything that can be checked before any output exists: data root, machine, sizes."""
-    from bench.config import check_machine
-    from bench.runner import load_dataset
-
-    check_machine(config, load_dataset(config))
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench.sweep import run_sweep
-
-    config = _config(args)
-    out = Path(args.out) if args.out else Path("results") / config.name
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    if args.scheduler and args.executor != "dask":
-        raise ValueError("--scheduler needs --executor dask")
-    if args.wait_idle_timeout is not None and not args.wait_idle:
-        raise ValueError("--wait-idle-timeout needs --wait-idle")
-    if args.wait_idle:
-        if args.workers > 1 and not args.scheduler:
-            # Sibling workers on this machine are "other processes": every wait would time out.
-            raise ValueError("--wait-idle needs --workers 1 (parallel workers on this machine "
-                             "keep it busy themselves)")
-        timeout = ({} if args.wait_idle_timeout is None
-                   else {"wait_idle_timeout_s": args.wait_idle_timeout})
-        config = dataclasses.replace(
-            config, latency=dataclasses.replace(config.latency, wait_idle=True, **timeout))
-    _preflight(config)
-    summary = run_sweep(config, out, executor=args.executor, workers=args.workers,
-                        scheduler=args.scheduler, rerun_failed=args.rerun_failed,
-                        force=args.force, wait=args.wait, progress=not args.quiet,
-                        preset=args.preset)
-    print(f"{out}: {summary.cells} cells, {summary.reused} already done, {summary.ran} run "
-          f"({summary.ok} ok, {summary.failed} failed) in {summary.seconds:.1f} s; "
-          f"{summary.unstable} of {summary.latency_rows} latency rows unstable")
-    return 0
+Ctrl-C stops the run within a couple of seconds, workers included, and says how many cells
+were saved; rerun the same command to resume. Exit codes: 0 the sweep ran (failed cells are
+rows with status=failed, not errors), 2 bad input, 130 interrupted.
+"""
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -80,7 +43,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     config = load_config(args.file)
     if not args.no_data:
-        _preflight(config)
+        preflight(config)
     cells = expand(config)
     trainings = len(config.families) * len(config.seeds)
     print(f"{args.file}: ok: {len(cells)} cells, {trainings} baseline trainings "
@@ -104,23 +67,44 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="genbench", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a sweep (resumes into an existing --out)")
-    run.add_argument("--preset", help="a shipped preset (genbench presets)")
-    run.add_argument("--config", help="a sweep TOML file")
-    run.add_argument("--out", help="output directory (default results/<name>)")
-    run.add_argument("--workers", type=int, default=1, help="local processes or Dask workers")
-    run.add_argument("--executor", choices=("local", "dask"), default="local")
-    run.add_argument("--scheduler", help="address of an existing Dask scheduler")
-    run.add_argument("--rerun-failed", action="store_true", help="redo failed cells too")
-    run.add_argument("--force", action="store_true", help="redo every cell")
-    run.add_argument("--wait", action="store_true", help="wait for another run's lock")
-    run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="override devices")
-    run.add_argument("--data-root", help="root of torchvision datasets")
-    run.add_argument("--download", action="store_true", help="allow dataset download")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser = _Parser(prog="genbench", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (accepted anywhere on the line)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run a sweep into an output directory (resumes one)",
+                         description=RUN_DESCRIPTION,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--preset", metavar="NAME",
+                     help="a shipped sweep (list them with `genbench presets`)")
+    run.add_argument("--config", metavar="FILE", help="your sweep, a TOML file")
+    run.add_argument("--out", metavar="DIR", help="output directory (default results/<name>)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="cells run in N spawned local processes (or N Dask workers); "
+                          "torch threads per worker = cores / N (default 1: this process)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local: this machine (default); dask: a Dask cluster, a local one "
+                          "of --workers processes unless --scheduler names one")
+    run.add_argument("--scheduler", metavar="ADDR",
+                     help="address of a running Dask scheduler (tcp://HOST:8786), with "
+                          "--executor dask; refused in one line if it does not answer in 5 s")
+    run.add_argument("--rerun-failed", action="store_true",
+                     help="run the cells that failed in an earlier run again (by default a "
+                          "failed cell counts as done; the summary says how many failed)")
+    run.add_argument("--force", action="store_true",
+                     help="run every cell again, even those done; over a directory that holds "
+                          "another sweep, delete that sweep's outputs first")
+    run.add_argument("--wait", action="store_true",
+                     help="if another genbench run is writing into DIR, wait for it to end "
+                          "(default: refuse)")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"),
+                     help="measure latency on this device only (overrides the config's "
+                          "devices; auto = cpu and cuda, cuda rows skipped without a GPU)")
+    run.add_argument("--data-root", metavar="DIR",
+                     help="root of the torchvision datasets (overrides the config's data_root)")
+    run.add_argument("--download", action="store_true",
+                     help="allow torchvision to download a dataset missing under --data-root")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bar (a line per finished cell and the summary remain)")
     run.add_argument("--retrain-features", action="store_true",
                      help="train the FID-proxy feature net here instead of using the shipped "
                           "one (overrides the config's features key; other cell ids)")
@@ -130,11 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait-idle-timeout", type=float, metavar="S",
                      help="longest wait per measurement (default [latency] wait_idle_timeout_s)")
     run.set_defaults(func=cmd_run)
-    validate = sub.add_parser("validate", help="check a sweep config without running it")
-    validate.add_argument("file")
-    validate.add_argument("--no-data", action="store_true", help="skip loading the dataset")
+    validate = sub.add_parser("validate", help="check a sweep config without running it",
+                              description="Check a sweep TOML file and count its cells and "
+                                          "baseline trainings, without running anything.")
+    validate.add_argument("file", metavar="FILE", help="the sweep TOML file to check")
+    validate.add_argument("--no-data", action="store_true",
+                          help="check the file only: skip loading the dataset, and so the "
+                               "checks against it and this machine (data root present, [eval] "
+                               "sizes within the test set, CUDA present when asked for, batch "
+                               "sizes that fit in memory); for a machine without the data")
     validate.set_defaults(func=cmd_validate)
-    presets = sub.add_parser("presets", help="list the shipped presets")
+    presets = sub.add_parser("presets", help="list the shipped presets",
+                             description="List the shipped presets with their descriptions.")
     presets.set_defaults(func=cmd_presets)
     for name in REPORTING_MODULES:
         try:
@@ -153,32 +144,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
-    if not debug:
-        # Importing torchao makes torch log a CUDA_HOME warning on CPU machines and a pytree
-        # deprecation note; both are noise here and would break the one-line error contract.
-        for name in ("torch.utils.cpp_extension", "torch.utils._pytree"):
-            logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        from bench.runner import load_plugins
+        from bench.runner import load_plugins, quiet_torch_logs
 
+        if not debug:
+            quiet_torch_logs()  # import-time notes would break the one-line error contract
         load_plugins()
         parser = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("genbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # bench.cli_run.Interrupted says what was saved
+        print(f"genbench: {exc or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ValueError as exc:  # ConfigError, InputError, DataRootError, LockedError, ...
         if debug:
             raise
-        from bench.validate import ConfigError
-
-        # A ConfigError lists every problem of a file, one line each; others are one line.
-        lines = str(exc).splitlines() if isinstance(exc, ConfigError) else [str(exc)]
-        for line in lines or [""]:
-            print(f"genbench: error: {' '.join(line.split())}", file=sys.stderr)
+        print(f"genbench: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
+def entry() -> None:
+    """The program (`genbench`, `python -m bench`): main(), then exit with its code."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Everything is on disk (atomic writes) and the workers are stopped: skip the
+        # interpreter's teardown of torch, which takes seconds on a loaded machine, so that
+        # Ctrl-C gives the prompt back at once.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -22,6 +22,7 @@ from bench.runner import (
     CellOutcome,
     FeatureOutcome,
     TrainOutcome,
+    _method_configs,
     feature_task,
     load_plugins,
     one_line,
@@ -38,6 +39,8 @@ def failed_outcome(cell: Cell, message: str) -> CellOutcome:
     """A cell whose task never returned (worker crash, lost future): failed with the reason."""
     row = {"cell_id": cell.cell_id, "dataset": cell.dataset, "family": cell.family,
            "method": cell.method, "seed": cell.seed, "status": "failed", "error": message}
+    with contextlib.suppress(Exception):  # its setting columns, so the row says which it was
+        _method_configs(cell, row)
     return CellOutcome({"cell_id": cell.cell_id, "cell": cell.to_dict(), "result": row,
                         "latency": [], "latency_samples": []})
 

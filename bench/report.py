@@ -22,11 +22,11 @@ body { font-family: sans-serif; margin: 1.5em; max-width: 1400px; overflow-wrap:
 nav a { margin-right: 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-th { white-space: nowrap; }
-th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
+td { white-space: nowrap; }
+th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; white-space: normal; }
 table.definitions th, table.definitions td, table.notes th, table.notes td,
-table.findings th, table.findings td { text-align: left; }
-table.findings td:first-child { white-space: nowrap; }
+table.findings th, table.findings td { text-align: left; white-space: normal; }
+table.findings td:first-child, table.findings td:nth-child(3) { white-space: nowrap; }
 caption { font-weight: bold; text-align: left; padding: 4px 0; }
 .scroll { max-width: 100%; overflow-x: auto; }
 img { max-width: 100%; height: auto; display: block; margin: 1em 0; }
@@ -114,6 +114,8 @@ def build_report(directory: str | Path, baseline: str | Path | None = None) -> P
 
 def _run_cli(args: argparse.Namespace) -> int:
     browser = None
+    if args.screenshot_height is not None and args.screenshot_height < 200:
+        raise InputError(f"--screenshot-height {args.screenshot_height}: give at least 200 px")
     if args.screenshot:
         browser = find_browser()
         if browser is None:  # before drawing anything: nothing half-done
@@ -123,7 +125,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     print(page)
     if browser is None:
         return 0
-    check = screenshot(page, Path(args.screenshot), browser)
+    check = screenshot(page, Path(args.screenshot), browser, max_height=args.screenshot_height)
     print(f"{args.screenshot}: {check.images_ok}/{check.images} images loaded, page "
           f"{check.scroll_width}x{check.scroll_height} px in a {check.inner_width} px window")
     for problem in check.problems:
@@ -141,4 +143,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         help="also write a full-page PNG of the report rendered by headless "
                              "Chromium at 1280 px, and check every image loads and the page "
                              "fits the window (exit 1 if not)")
+    parser.add_argument("--screenshot-height", type=int, metavar="PX",
+                        help="cut the screenshot to the top PX pixels of the page (default: "
+                             "the whole page)")
     parser.set_defaults(func=_run_cli)

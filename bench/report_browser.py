@@ -89,13 +89,15 @@ def check_page(page: Path, browser: Path, size: tuple[int, int] = WINDOW) -> Pag
                      int(_attribute(dom, "inner-width")), int(_attribute(dom, "scroll-height")))
 
 
-def screenshot(page: Path, png: Path, browser: Path, width: int = WINDOW[0]) -> PageCheck:
-    """Write a full-page screenshot of `page` at `width` CSS px to `png`; returns the check of
-    the page (its height sets the window's)."""
+def screenshot(page: Path, png: Path, browser: Path, width: int = WINDOW[0],
+               max_height: int | None = None) -> PageCheck:
+    """Write a screenshot of `page` at `width` CSS px to `png`: the full page, or its top
+    `max_height` px; returns the check of the page (its height sets the window's)."""
     check = check_page(page, browser, (width, WINDOW[1]))
     png = Path(png).resolve()
     png.parent.mkdir(parents=True, exist_ok=True)
-    _run(browser, page, (width, max(check.scroll_height, 200)), f"--screenshot={png}")
+    height = check.scroll_height if max_height is None else min(check.scroll_height, max_height)
+    _run(browser, page, (width, max(height, 200)), f"--screenshot={png}")
     if not png.is_file():
         raise RuntimeError(f"{browser} wrote no screenshot to {png}")
     return check

@@ -139,12 +139,14 @@ def findings_html(run: ResultsDir) -> str:
         f = family_findings(run, family)
         seeds = f"{f.seeds} seed" if f.seeds == 1 else f"{f.seeds} seeds"
         parts.append(f"<h3>{html.escape(family)} ({seeds})</h3>")
-        parts.append(_front_table(f))
-        parts.append(_inline("Quality within noise (every quality change's interval holds 0):",
-                             f.within_noise, "none: every variant changed quality"))
-        band = f"{f.speed_band[0]:.3f} to {f.speed_band[1]:.3f}"
-        parts.append(_inline(f"Speedup within noise ({band}, the baseline timed against "
-                             "itself):", f.speed_within_noise, "none"))
+        if f.metrics:
+            parts.append(_front_table(f))
+            parts.append(_inline("Quality within noise (every quality change's interval holds "
+                                 "0):", f.within_noise, "none: every variant changed quality"))
+        if f.speed_band[1] > f.speed_band[0]:
+            band = f"{f.speed_band[0]:.3f} to {f.speed_band[1]:.3f}"
+            parts.append(_inline(f"Speedup within noise ({band}, the baseline timed against "
+                                 "itself):", f.speed_within_noise, "none"))
         parts.append(f"<p>{f.unstable_rows} unstable latency row(s), no speedup taken from "
                      f"them; {f.failed} failed or skipped cell(s).</p>")
     return "\n".join(parts)

@@ -120,9 +120,11 @@ def notes_html(run: ResultsDir) -> str:
     return f"<div class='scroll'><table class='notes'>{head}<tbody>{rows}</tbody></table></div>"
 
 
-def _cell(value: Any, percent: bool = False) -> str:
+def _cell(value: Any, percent: bool = False, signed: bool = True) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{value:+.1%}" if percent else f"{value:.4g}"
+        if percent:
+            return f"{value:+.1%}" if signed else f"{value:.1%}"
+        return f"{value:.4g}"
     return "-" if value in (None, "", []) else html.escape(readable(value))
 
 
@@ -136,9 +138,17 @@ def severity_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=key)
 
 
+def _with_interval(value: Any, interval: Any) -> str:
+    text = _cell(value)
+    if isinstance(interval, list | tuple) and len(interval) == 2 and None not in interval:
+        text += f" [{_cell(interval[0])}, {_cell(interval[1])}]"
+    return text
+
+
 def comparison_html(payload: dict[str, Any], baseline: Path) -> str:
     """compare's JSON output (bench.compare.to_json) as a table sorted by severity, with the
-    noise and p columns, then status changes and one-sided cells."""
+    noise, intervals and evidence compare gives (p where it gives one), then status changes and
+    one-sided cells."""
     verdict = payload.get("verdict") or ("REGRESSION" if payload.get("exit_code") else "clean")
     rows = (payload.get("regressions") or []) + (payload.get("improvements") or [])
     if not rows:  # older output: every comparison in one list
@@ -146,21 +156,33 @@ def comparison_html(payload: dict[str, Any], baseline: Path) -> str:
     parts = [f"<p>Against <code>{html.escape(str(baseline))}</code>: "
              f"<b>{html.escape(str(verdict))}</b>.</p>"]
     if rows:
-        head = ("cell", "metric", "device/batch", "baseline", "current", "change", "threshold",
-                "noise", "p", "verdict")
-        body = "".join(
-            f"<tr class='{html.escape(str(c.get('verdict')))}'><td>{html.escape(str(c['cell']))}"
-            f"</td><td>{html.escape(str(c.get('metric')))}</td><td>{c.get('device') or '-'}/"
-            f"{c.get('batch_size') or '-'}</td><td>{_cell(c.get('baseline'))}</td><td>"
-            f"{_cell(c.get('current'))}</td><td>{_cell(c.get('change'), True)}</td><td>"
-            f"{_cell(c.get('threshold'), True)}</td><td>{_cell(c.get('noise'))}</td><td>"
-            f"{_cell(c.get('p_value'))}</td><td>{html.escape(str(c.get('verdict')))}</td></tr>"
-            for c in severity_order(rows))
+        with_p = any(c.get("p_value") is not None for c in rows)
+        head = ["cell", "metric", "device/batch", "baseline [95%]", "current [95%]", "change",
+                "threshold", "noise"] + (["p"] if with_p else []) + ["evidence", "verdict"]
+        body = []
+        for c in severity_order(rows):
+            cells = [html.escape(str(c.get("cell"))), html.escape(str(c.get("metric"))),
+                     f"{c.get('device') or '-'}/{c.get('batch_size') or '-'}",
+                     _with_interval(c.get("baseline"), c.get("baseline_ci")),
+                     _with_interval(c.get("current"), c.get("current_ci")),
+                     _cell(c.get("change"), True), _cell(c.get("threshold"), True, signed=False),
+                     _cell(c.get("noise"))] + ([_cell(c.get("p_value"))] if with_p else [])
+            evidence = str(c.get("rule") or "-")
+            ratio = c.get("ratio_ci")
+            if isinstance(ratio, list | tuple) and len(ratio) == 2 and None not in ratio:
+                evidence += f", ratio [{_cell(ratio[0])}, {_cell(ratio[1])}]"
+            cells += [html.escape(evidence), html.escape(str(c.get("verdict")))]
+            body.append(f"<tr class='{html.escape(str(c.get('verdict')))}'>"
+                        + "".join(f"<td>{v}</td>" for v in cells) + "</tr>")
         parts.append("<div class='scroll'><table><thead><tr>"
                      + "".join(f"<th>{h}</th>" for h in head)
-                     + f"</tr></thead><tbody>{body}</tbody></table></div>")
+                     + f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
     else:
         parts.append("<p>No metric changed beyond its threshold and noise.</p>")
+    within = payload.get("within_noise")
+    if isinstance(within, dict) and within:
+        parts.append("<p>Within noise or threshold: " + html.escape(", ".join(
+            f"{count} {metric}" for metric, count in within.items())) + ".</p>")
     lists = (("Status changes", [f"{s.get('cell')} seed {s.get('seed')}: {s.get('baseline')} -> "
                                  f"{s.get('current')}" for s in payload.get("status_changes")
                                  or []]),

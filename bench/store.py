@@ -87,6 +87,12 @@ class ResultStore:
                 out[path.stem] = record
         return out
 
+    def status_counts(self, cell_ids: Iterable[str]) -> dict[str, int]:
+        """{status: number of records} among `cell_ids` (cells without a record not counted)."""
+        records = self.records()
+        statuses = [records[i]["result"].get("status", "") for i in cell_ids if i in records]
+        return {status: statuses.count(status) for status in dict.fromkeys(statuses)}
+
     def put(self, record: dict[str, Any], samples: np.ndarray | None = None) -> None:
         """Samples first, record last: a record on disk means the cell is complete."""
         cell_id = record["cell_id"]

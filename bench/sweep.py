@@ -18,9 +18,11 @@ from bench.invocations import (
     past_invocations,
     start_invocation,
 )
+from bench.progress import cell_line
 from bench.runner import CellOutcome
 from bench.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, STATUS_UNSTABLE
 from bench.store import ResultStore, RunLock
+from bench.takeover import claim_directory
 
 MEASURED = (STATUS_OK, STATUS_UNSTABLE)  # latency rows with figures (not failed or skipped)
 
@@ -79,6 +81,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
     order = [cell.cell_id for cell in cells]
     out = Path(out_dir)
     with RunLock(out, wait=wait):
+        claim_directory(out, config.name, force)  # another sweep's DIR: refused, or --force
         store = ResultStore(out)
         records = store.records()
         todo = cells_to_run(cells, records, rerun_failed, force)
@@ -128,14 +131,9 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
                 run["floors_spread"] = record.get("floors_spread") or {}
                 run["floor_method"] = record.get("floor_method")
                 store.write_run(run)
-            line = (f"{status:6s} {result['family']:5s} {result['method']:28s} "
-                    f"seed={result['seed']} {record.get('seconds', 0.0):6.1f}s "
-                    f"{record['cell_id']} {result.get('error') or ''}")
             invocation["cells_run"] += 1
             store.write_run(run)  # so that a killed invocation still says what it ran
-            if unstable:
-                line += f" [{unstable} of {measured} latency rows unstable]"
-            _log(bar, line)
+            _log(bar, cell_line(record, measured, unstable))
             if bar is not None:
                 bar.set_postfix(ok=counts[STATUS_OK], failed=counts[STATUS_FAILED],
                                 unstable_latency=unstable_so_far[0], refresh=False)

@@ -14,20 +14,21 @@ from torch import nn
 
 from bench.metrics.classes import class_columns
 from bench.metrics.feature_fns import make_feature_fn  # noqa: F401 - public here too
-from bench.metrics.likelihood import (
-    elbo_per_image,
-    iwae_per_image,
-    nats_to_bpd,
-    recon_bce_per_image,
-)
+from bench.metrics.likelihood import elbo_per_image, iwae_per_image, recon_bce_per_image
 from bench.metrics.paired import Outputs, intervals, paired, weights_key
 from bench.metrics.quality import real_floor, sample_metrics
 from bench.metrics.replicates import ReplicateMetrics, half_samples
 from bench.schema import CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
+from genmodels.models.likelihood import nats_to_bpd
 
 SAMPLE_BATCH = 500  # z per generator call
 FLOOR_REPEATS = 10  # real subsets the floor is averaged over
 BASELINES_KEPT = 8  # baselines whose outputs the evaluator keeps (one per family and seed)
+LIKELIHOOD = (
+    "VAE ELBO and IWAE in nats per image bound log p(x) of the 8-bit test images under a "
+    "logistic in logit space discretised to the 256 grey levels (genmodels.models.likelihood); "
+    "*_bpd = -bound / (D ln 2), D = pixels"
+)
 INTERVALS = (
     "95% intervals: sample metrics from 'centered' intervals on random half-samples of the "
     "generated and the test features (covers the expectation at this sample size); VAE "
@@ -245,4 +246,5 @@ class QualityEvaluator:
             "n_real": int(self.real_features.shape[0]),
             "feature_dim": int(self.real_features.shape[1]),
             "intervals": INTERVALS,
+            "likelihood": LIKELIHOOD,
         }

@@ -8,8 +8,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from genmodels.models.likelihood import nats_to_bpd  # noqa: F401 - the unit of the bpd columns
-
 DEFAULT_BATCH = 256  # images per forward: bounds memory, and fixes how the generator is consumed
 
 

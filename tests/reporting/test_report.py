@@ -18,7 +18,7 @@ from bench.loading import load_results_dir
 from bench.plots.curves import load_training_curves
 from bench.report import build_report
 from bench.report_findings import family_findings
-from bench.report_sections import context_html, readable, severity_order
+from bench.report_sections import comparison_html, context_html, readable, severity_order
 
 DATA_IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
@@ -101,9 +101,18 @@ def test_comparison_sorted_by_severity_with_noise_and_p(reported_run: tuple[Path
     assert [r["change"] for r in severity_order(rows)] == [-0.4, 0.1, -0.5]
     comparison = _section((reported_run[1] / "report.html").read_text(), "Comparison")
     head = re.findall(r"<th>([^<]*)</th>", comparison)
-    assert {"noise", "p", "verdict", "change"} <= set(head)
+    assert {"noise", "evidence", "verdict", "change", "baseline [95%]"} <= set(head)
     first = comparison.index("<tbody>")
     assert "gan/quant [8-bit, channel, naive] (mnist5k)" in comparison[first:first + 400]
+    # compare's JSON rendered as given: intervals beside values, a p column when it has one.
+    payload = {"verdict": "REGRESSION: 1", "regressions": [
+        {"cell": "c", "metric": "latency_p50_ms", "device": "cpu", "batch_size": 64,
+         "baseline": 2.0, "current": 3.0, "change": 0.5, "threshold": 0.1, "noise": None,
+         "p_value": 0.001, "rule": "ratio", "ratio_ci": [1.4, 1.6], "baseline_ci": [1.9, 2.1],
+         "current_ci": None, "verdict": "regression"}]}
+    table = comparison_html(payload, Path("ref"))
+    assert ("<td>cpu/64</td><td>2 [1.9, 2.1]</td><td>3</td><td>+50.0%</td><td>10.0%</td>"
+            "<td>-</td><td>0.001</td><td>ratio, ratio [1.4, 1.6]</td>") in table
 
 
 @pytest.mark.parametrize(("value", "key", "text"), [

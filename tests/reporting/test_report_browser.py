@@ -69,3 +69,22 @@ def test_screenshot_without_a_browser_exits_2_and_writes_nothing(
 
 def test_the_report_carries_the_page_check(reported_run: tuple[Path, Path]) -> None:
     assert PAGE_CHECK in (reported_run[1] / "report.html").read_text()
+
+
+@needs_browser
+def test_screenshot_cut_to_a_height(reported_run: tuple[Path, Path], tmp_path: Path) -> None:
+    import matplotlib.image
+
+    from bench.report_browser import screenshot
+
+    png = tmp_path / "top.png"
+    check = screenshot(reported_run[1] / "report.html", png, BROWSER, max_height=900)
+    assert matplotlib.image.imread(png).shape[:2] == (900, 1280) and check.problems == []
+
+
+def test_screenshot_height_below_200_exits_2(make_results_dir, tmp_path: Path, capsys) -> None:
+    run_dir = make_results_dir()
+    code, _, err = run_cli(["report", str(run_dir), "--screenshot", str(tmp_path / "r.png"),
+                            "--screenshot-height", "50"], capsys)
+    assert code == 2 and "--screenshot-height 50: give at least 200 px" in err
+    assert not (run_dir / "report.html").exists()

@@ -6,7 +6,8 @@ from conftest import TINY_TOML
 
 import bench.runner as runner
 import genmodels.yardstick as yardstick
-from bench.cli import _config, build_parser
+from bench.cli import build_parser
+from bench.cli_run import sweep_config
 from bench.config import ConfigError, parse_config
 from bench.grid import expand
 
@@ -43,7 +44,7 @@ def test_a_bad_features_value_is_a_config_error(value, fragment):
 ])
 def test_retrain_features_flag_overrides_the_config(argv, expected):
     args = build_parser().parse_args(["run", "--preset", "smoke", *argv])
-    assert _config(args).features == expected
+    assert sweep_config(args).features == expected
 
 
 @pytest.mark.parametrize("features", ["shipped", "retrain"])

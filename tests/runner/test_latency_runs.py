@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY_TOML
 
-import bench.cli
+import bench.cli_run
 import bench.metrics
 import bench.sweep
 from bench.cli import main
@@ -56,7 +56,7 @@ def captured(monkeypatch, tmp_path):
         return SweepSummary(6, 0, 6, 6, 0, 1.0, latency_rows=6, unstable=2)
 
     monkeypatch.setattr(bench.sweep, "run_sweep", fake_run_sweep)
-    monkeypatch.setattr(bench.cli, "_preflight", lambda config: None)
+    monkeypatch.setattr(bench.cli_run, "preflight", lambda config: None)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_TOML)
     return seen, ["run", "--config", str(path), "--out", str(tmp_path / "out"), "--quiet"]
