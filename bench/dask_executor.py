@@ -33,7 +33,7 @@ def connect(scheduler: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
     from distributed import Client
 
     try:
-        return Client(scheduler, timeout=timeout_s, set_as_default=False)
+        return Client(scheduler, timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError (bad address)
         raise InputError(
             f"--scheduler {scheduler}: no Dask scheduler answered within {timeout_s:g} s "
@@ -60,7 +60,7 @@ def _local_cluster(workers: int, log: Callable[[str], None]) -> Iterator[Any]:
     with sigint_blocked_in_children():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0" if dashboard else None)
-    client = Client(cluster, set_as_default=False)
+    client = Client(cluster)
     where = (f"dashboard {client.dashboard_link}" if dashboard
              else "no dashboard (pip install bokeh, or genbench's [dist] extra, for one)")
     log(f"dask: local cluster of {workers} worker process(es); {where}")

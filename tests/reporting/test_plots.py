@@ -261,3 +261,10 @@ def test_remove_stale_only_touches_its_kinds(tmp_path) -> None:
     assert [p.name for p in removed] == ["tradeoff_b.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "history_x.png", "notes.txt", "tradeoff_a.png"]
+
+
+def test_log_axis_minor_labels_do_not_crowd_the_major_ones() -> None:
+    from bench.plots.tradeoff import SPARSE
+
+    labels = [SPARSE(v, 0) for v in (0.2, 0.3, 0.4, 0.5, 0.9, 2, 3, 4, 5, 9, 20, 0.03)]
+    assert labels == ["0.2", "0.3", "", "0.5", "", "2", "3", "", "5", "", "20", "0.03"]
