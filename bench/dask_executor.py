@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from bench.runner import (
 # A reachable scheduler answers in milliseconds; an unreachable one would otherwise be retried
 # for distributed's default 30 s before the user hears of it.
 CONNECT_TIMEOUT_S = 5.0
+KILL_TIMEOUT_S = 0.5  # a local worker still busy this long after Ctrl-C is killed
 
 
 def connect(scheduler: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
@@ -66,9 +68,22 @@ def _local_cluster(workers: int, log: Callable[[str], None]) -> Iterator[Any]:
     log(f"dask: local cluster of {workers} worker process(es); {where}")
     try:
         yield client
+    except BaseException:
+        # Ctrl-C: a graceful close waits 4 s for each busy worker before killing it.
+        with contextlib.suppress(Exception):
+            cluster.sync(_kill_workers, list(cluster.workers.values()))
+        raise
     finally:
         client.close()
         cluster.close()
+
+
+async def _kill_workers(nannies: list[Any]) -> None:
+    import asyncio
+
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)  # "still alive, killing"
+    await asyncio.gather(*(nanny.close(timeout=KILL_TIMEOUT_S) for nanny in nannies),
+                         return_exceptions=True)
 
 
 def _log(line: str) -> None:
@@ -92,11 +107,11 @@ def run_dask(config: SweepConfig, cells: list[Cell], on_result: Callable[[CellOu
             log(f"dask: scheduler {scheduler}; dashboard {client.dashboard_link}")
         # An existing cluster's workers need the user's registries too.
         client.run(_init_dask_worker, threads)
-        _submit_and_collect(client, config, cells, on_result)
+        _submit_and_collect(client, config, cells, on_result, cancel=threads is None)
 
 
 def _submit_and_collect(client: Any, config: SweepConfig, cells: list[Cell],
-                        on_result: Callable[[CellOutcome], None]) -> None:
+                        on_result: Callable[[CellOutcome], None], cancel: bool = True) -> None:
     from distributed import as_completed
 
     from bench.executors import failed_outcome
@@ -117,6 +132,8 @@ def _submit_and_collect(client: Any, config: SweepConfig, cells: list[Cell],
                 on_result(failed_outcome(cell, f"dask task failed: {one_line(exc)}"))
             future.release()
     except BaseException:
-        # Ctrl-C or an error here: the scheduler would go on running the cells for nobody.
-        client.cancel([*futures, *trained.values(), features], force=True)
+        # Ctrl-C or an error here: the scheduler would go on running the cells for nobody
+        # (a local cluster is closed instead, which is quicker and quieter).
+        if cancel:
+            client.cancel([*futures, *trained.values(), features], force=True)
         raise

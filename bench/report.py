@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 from bench.errors import InputError
-from bench.families import ordered_families
 from bench.loading import ResultsDir, load_results_dir
 from bench.report_browser import PAGE_CHECK, find_browser, screenshot
 from bench.report_findings import findings_html
@@ -46,19 +45,13 @@ def _images(paths: list[Path]) -> str:
 
 
 def _tables(run: ResultsDir) -> tuple[str, list[Path]]:
-    """Every table as HTML (families in their one order) and the table files rewritten; table
-    files of families the results no longer have are removed."""
+    """Every table as HTML (families in their one order) and the table files rewritten."""
     from bench.table_render import to_html
     from bench.tables import family_tables, write_tables
 
-    written = write_tables(run.path)
-    keep = {p.resolve() for p in written}
-    for stale in sorted((run.path / "tables").glob("*")):
-        if stale.is_file() and stale.suffix in (".md", ".tex") and stale.resolve() not in keep:
-            stale.unlink()
+    written = write_tables(run.path)  # also removes table files of families no longer there
     tables = family_tables(run)
-    parts = [f"<div class='scroll'>{to_html(tables[f])}</div>"
-             for f in ordered_families(tables) if f in tables]
+    parts = [f"<div class='scroll'>{to_html(table)}</div>" for table in tables.values()]
     return "\n".join(parts), written
 
 

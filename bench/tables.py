@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench import schema
 from bench.annotations import NoiseBand, as_flag, n_samples, speedup_noise_band
+from bench.families import ordered_families
 from bench.loading import (
     ResultsDir,
     cell_label,
@@ -44,6 +45,7 @@ from bench.table_render import (
     to_html,
     to_markdown,
 )
+from genmodels.cache import atomic_write_bytes
 
 __all__ = ["COLUMNS", "NOISE_MARK", "PLUS_MINUS", "Column", "Table", "best_mask",
            "column_decimals", "family_table", "family_tables", "format_value", "latex_escape",
@@ -163,13 +165,15 @@ def family_table(run: ResultsDir, family: str) -> Table:
 
 
 def family_tables(run: ResultsDir) -> dict[str, Table]:
-    """A table per family with at least one ok cell, in the results' order."""
-    families = pd.unique(run.ok()["family"])
-    return {family: family_table(run, family) for family in families}
+    """A table per family with at least one ok cell, families in their one order."""
+    return {family: family_table(run, family) for family in ordered_families(run.ok()["family"])}
 
 
 def write_tables(directory: str | Path) -> list[Path]:
-    """DIR/tables/<family>.md and .tex; returns the files written."""
+    """DIR/tables/<family>.md and .tex, each written atomically; returns the files written.
+
+    Table files of families the results no longer have are removed: a reader must never find a
+    table the current results do not back."""
     run = load_results_dir(directory)
     out = Path(directory) / "tables"
     out.mkdir(exist_ok=True)
@@ -177,8 +181,12 @@ def write_tables(directory: str | Path) -> list[Path]:
     for family, table in family_tables(run).items():
         for suffix, render in ((".md", to_markdown), (".tex", to_latex)):
             path = out / f"{family}{suffix}"
-            path.write_text(render(table))
+            atomic_write_bytes(path, render(table).encode())
             written.append(path)
+    keep = {p.resolve() for p in written}
+    for stale in sorted(out.glob("*")):
+        if stale.is_file() and stale.suffix in (".md", ".tex") and stale.resolve() not in keep:
+            stale.unlink()
     return written
 
 

@@ -232,6 +232,15 @@ def test_write_tables_files(results_dir: Path) -> None:
     assert "p50 CUDA" not in tex  # no CUDA rows in this run: no empty column
 
 
+def test_write_tables_removes_tables_the_results_no_longer_back(results_dir: Path) -> None:
+    write_tables(results_dir)
+    results = pd.read_csv(results_dir / schema.RESULTS_FILE, dtype=str)
+    results[results["family"] == "vae"].to_csv(results_dir / schema.RESULTS_FILE, index=False)
+    written = write_tables(results_dir)
+    assert sorted(p.name for p in (results_dir / "tables").iterdir()) == ["vae.md", "vae.tex"]
+    assert sorted(p.name for p in written) == ["vae.md", "vae.tex"]
+
+
 @pytest.mark.parametrize("family", ["gan", "vae"])
 @pytest.mark.parametrize(("suffix", "render"), [(".md", to_markdown), (".tex", to_latex)])
 def test_golden(family: str, suffix: str, render) -> None:
