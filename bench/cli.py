@@ -159,7 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # ConfigError, InputError, DataRootError, LockedError, ...
         if debug:
             raise
-        print(f"genbench: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        from bench.validate import ConfigError
+
+        # A ConfigError lists every problem of a file, one line each; others are one line.
+        lines = str(exc).splitlines() if isinstance(exc, ConfigError) else [str(exc)]
+        for line in lines or [""]:
+            print(f"genbench: error: {' '.join(line.split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

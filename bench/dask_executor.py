@@ -5,7 +5,9 @@ import contextlib
 import importlib.util
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,15 +40,21 @@ def connect(scheduler: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
         return Client(scheduler, timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, ValueError (bad address)
         raise InputError(
-            f"--scheduler {scheduler}: no Dask scheduler answered within {timeout_s:g} s "
-            f"({one_line(exc)}); check the address (tcp://HOST:8786) and that `dask scheduler` "
-            "runs there, or leave out --scheduler to start a local cluster") from None
+            f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({one_line(exc)}; "
+            f"waited at most {timeout_s:g} s); check the address (tcp://HOST:8786) and that "
+            "`dask scheduler` runs there, or leave out --scheduler to start a local cluster"
+        ) from None
 
 
 def _init_dask_worker(threads: int | None) -> None:
+    """threads: those of a worker of our own local cluster (None: a cluster we only use)."""
     quiet_torch_logs()
     if threads is not None:
         torch.set_num_threads(threads)
+        # Ctrl-C reaches our local workers too (one process group): this process alone
+        # handles it. (client.run calls this on the worker's event loop, its main thread.)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     load_plugins()
 
 
@@ -55,13 +63,9 @@ def _local_cluster(workers: int, log: Callable[[str], None]) -> Iterator[Any]:
     """A LocalCluster of `workers` processes; says where its dashboard is (bokeh serves it)."""
     from distributed import Client, LocalCluster
 
-    from bench.executors import sigint_blocked_in_children
-
     dashboard = importlib.util.find_spec("bokeh") is not None
-    # The workers start with SIGINT blocked: Ctrl-C stops the run from this process alone.
-    with sigint_blocked_in_children():
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0" if dashboard else None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=":0" if dashboard else None)
     client = Client(cluster)
     where = (f"dashboard {client.dashboard_link}" if dashboard
              else "no dashboard (pip install bokeh, or genbench's [dist] extra, for one)")
@@ -69,7 +73,11 @@ def _local_cluster(workers: int, log: Callable[[str], None]) -> Iterator[Any]:
     try:
         yield client
     except BaseException:
-        # Ctrl-C: a graceful close waits 4 s for each busy worker before killing it.
+        # Ctrl-C: a graceful close waits 4 s for each busy worker before killing it, and
+        # Dask logs every cancelled task and closed connection on the way.
+        with contextlib.suppress(Exception):
+            client.run(silence_dask_logs)
+        silence_dask_logs()  # the scheduler and the nannies live in this process
         with contextlib.suppress(Exception):
             cluster.sync(_kill_workers, list(cluster.workers.values()))
         raise
@@ -78,10 +86,16 @@ def _local_cluster(workers: int, log: Callable[[str], None]) -> Iterator[Any]:
         cluster.close()
 
 
+def silence_dask_logs() -> None:
+    """No more Dask log lines from this process (the run is being torn down)."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 async def _kill_workers(nannies: list[Any]) -> None:
     import asyncio
 
-    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)  # "still alive, killing"
     await asyncio.gather(*(nanny.close(timeout=KILL_TIMEOUT_S) for nanny in nannies),
                          return_exceptions=True)
 

@@ -11,6 +11,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -140,6 +141,26 @@ def _result(future: cf.Future, on_error: Callable[[str], Any]) -> Any:
         return on_error(f"worker failed: {one_line(exc)}")
 
 
+def _whole_on_ctrl_c(on_result: OnResult) -> OnResult:
+    """on_result with Ctrl-C held back until it returns: a cell's record, the CSVs and run.json
+    are written together, so an interrupted run's files agree on what was saved."""
+
+    def guarded(outcome: CellOutcome) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            on_result(outcome)  # signal handlers can only be set in the main thread
+            return
+        received: list[int] = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+        try:
+            on_result(outcome)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)  # default_int_handler: KeyboardInterrupt now
+
+    return guarded
+
+
 def execute(config: SweepConfig, cells: list[Cell], on_result: OnResult, *,
             executor: str = "local", workers: int = 1, scheduler: str | None = None,
             client: Any = None) -> None:
@@ -151,6 +172,7 @@ def execute(config: SweepConfig, cells: list[Cell], on_result: OnResult, *,
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if not cells:
         return
+    on_result = _whole_on_ctrl_c(on_result)
     if executor == "dask":
         from bench.dask_executor import run_dask
 

@@ -21,17 +21,21 @@ def _setting_order(frame: pd.DataFrame) -> list[str]:
     return keyed.sort_values("harsh")["setting"].tolist()
 
 
-def _annotation(cell: pd.DataFrame) -> str:
-    """FID-proxy delta (mean over seeds) where it was measured; '*' when its 95% interval
-    excludes 0; '' where the drift was below the gate."""
-    measured = cell[cell["evaluated"].astype(bool)]
-    if measured.empty or measured["fid_proxy_delta"].isna().all():
+def _delta_text(measured: pd.DataFrame, metric: str, fmt: str) -> str:
+    """Mean delta over seeds, '*' when its mean 95% interval excludes 0; '' when not measured."""
+    if metric + "_delta" not in measured or measured[metric + "_delta"].isna().all():
         return ""
-    delta = measured["fid_proxy_delta"].mean()
-    low = measured["fid_proxy_delta_ci_low"].mean()
-    high = measured["fid_proxy_delta_ci_high"].mean()
-    star = "*" if (low > 0 or high < 0) else ""
-    return f"{delta:+.1f}{star}"
+    low = measured[metric + "_delta_ci_low"].mean()
+    high = measured[metric + "_delta_ci_high"].mean()
+    return format(measured[metric + "_delta"].mean(), fmt) + ("*" if low > 0 or high < 0 else "")
+
+
+def _annotation(cell: pd.DataFrame) -> str:
+    """FID-proxy delta and, for VAEs, the ELBO delta in nats below it, where they were measured;
+    '' where the drift was below the gate."""
+    measured = cell[cell["evaluated"].astype(bool)]
+    lines = [_delta_text(measured, "fid_proxy", "+.1f"), _delta_text(measured, "elbo_nats", "+.0f")]
+    return "\n".join(line for line in lines if line)
 
 
 def plot_family(frame: pd.DataFrame, family: str, out_dir: Path) -> list[Path]:
@@ -56,12 +60,12 @@ def plot_family(frame: pd.DataFrame, family: str, out_dir: Path) -> list[Path]:
         for j in range(len(columns)):
             if text[i][j]:
                 dark = drift[i, j] > np.nanmean(drift)
-                axes.text(j, i, text[i][j], ha="center", va="center", fontsize=8,
+                axes.text(j, i, text[i][j], ha="center", va="center", fontsize=7,
                           color="white" if dark else "black")
     seeds = rows["seed"].nunique()
     axes.set_title(f"{family}: one layer compressed, the rest fp32 ({seeds} seed"
-                   f"{'s' if seeds != 1 else ''})\ncolour: output drift; text: FID-proxy change "
-                   "(* interval excludes 0)", fontsize=9)
+                   f"{'s' if seeds != 1 else ''})\ncolour: output drift; text: FID-proxy change"
+                   " (VAEs: ELBO change in nats below it; * interval excludes 0)", fontsize=9)
     figure.colorbar(image, ax=axes, label="log10 output drift (per-pixel MSE)")
     return save(figure, Path(out_dir) / f"{FILE_PREFIX}{family}")
 
