@@ -87,10 +87,25 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     waiting for their cells to end (shutdown(wait=True) would take as long as the longest)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # 3.14: terminate_workers
     pool.shutdown(wait=False, cancel_futures=True)
+    _ignore_resource_sharer_eof()
     for process in processes:
         process.terminate()
     for process in processes:
         process.join(timeout=5)
+
+
+def _ignore_resource_sharer_eof() -> None:
+    """A worker terminated while it fetched a shared tensor's file descriptor from this process
+    leaves multiprocessing's resource-sharer thread ("Thread-N (_serve)") an EOFError, which
+    would print a traceback; expected when we terminate workers, so not printed."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else ""
+        if not (issubclass(args.exc_type, EOFError | ConnectionError) and "_serve" in name):
+            previous(args)
+
+    threading.excepthook = hook
 
 
 def run_pool(config: SweepConfig, cells: list[Cell], on_result: OnResult, workers: int) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 
 import pytest
@@ -117,3 +118,22 @@ def test_an_unreachable_scheduler_is_one_line_exit_2_and_no_directory(tmp_path, 
     assert not out.exists()
     # A bound on hanging (distributed's default is 30 s of retries), not a speed claim.
     assert elapsed < 25
+
+
+@pytest.mark.slow  # starts a worker process
+def test_a_local_dask_cluster_says_where_its_dashboard_is():
+    pytest.importorskip("distributed")
+    import importlib.util
+
+    from bench.dask_executor import _local_cluster
+
+    lines: list[str] = []
+    with _local_cluster(1, lines.append) as client:
+        link = client.dashboard_link
+    (line,) = lines
+    if importlib.util.find_spec("bokeh") is None:
+        assert line.endswith("no dashboard (pip install bokeh, or genbench's [dist] extra, "
+                             "for one)")
+    else:
+        assert re.fullmatch(r"dask: local cluster of 1 worker process\(es\); dashboard "
+                            r"http://[\w.]+:\d+/status", line) and link in line

@@ -95,3 +95,23 @@ def test_pool_workers_print_no_torch_warnings_and_lines_name_the_setting(tmp_pat
     assert any(re.match(r"ok +vae +quant 8-bit, tensor, naive +seed=0 ", ln) for ln in lines)
     assert any(re.match(r"ok +vae +prune_magnitude global, sparsity 0.5 +seed=0", ln)
                for ln in lines), lines
+
+
+def test_only_the_resource_sharer_eof_is_kept_quiet_after_workers_are_stopped(monkeypatch):
+    import threading
+
+    from bench.executors import _ignore_resource_sharer_eof
+
+    reported: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.thread.name))
+    _ignore_resource_sharer_eof()
+
+    def fail(exc: BaseException) -> None:
+        raise exc
+
+    for name, exc in [("Thread-2 (_serve)", EOFError()), ("Thread-3 (work)", EOFError("x")),
+                      ("Thread-4 (_serve)", ValueError("y"))]:
+        thread = threading.Thread(target=fail, args=(exc,), name=name)
+        thread.start()
+        thread.join()
+    assert reported == ["Thread-3 (work)", "Thread-4 (_serve)"]
