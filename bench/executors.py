@@ -68,7 +68,7 @@ def _init_worker(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def sigint_blocked_in_children() -> Iterator[None]:
+def _sigint_blocked_in_children() -> Iterator[None]:
     """Processes started inside inherit SIGINT blocked (a signal mask survives fork and exec),
     so a Ctrl-C while a worker is still importing torch, before _init_worker ignores it, does
     not print a traceback there. This thread's own Ctrl-C is delivered when the block ends."""
@@ -116,7 +116,7 @@ def run_pool(config: SweepConfig, cells: list[Cell], on_result: OnResult, worker
                                   initargs=(threads,))
 
     def submit(fn: Callable[..., Any], *args: Any) -> cf.Future:
-        with sigint_blocked_in_children():  # a submit may start a worker process
+        with _sigint_blocked_in_children():  # a submit may start a worker process
             return pool.submit(fn, *args)
 
     try:
