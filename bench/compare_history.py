@@ -12,16 +12,17 @@ from bench.loading import KEY_COLUMNS, cell_label
 from bench.verdicts import (
     ABS_TOLERANCES,
     DEFAULT_THRESHOLDS,
-    DERIVED_METRICS,
     UNCHANGED,
     judge_intervals,
     relative_change,
 )
 
 GROUP = KEY_COLUMNS + ["device", "batch_size", "metric"]
-# The store keeps no interval for speedup (its reference's blocks are not stored with it):
-# judged alone it would meet the 20% threshold on noise. It follows the row's latency instead.
-FOLLOWS = {**DERIVED_METRICS, "speedup": "latency_p50_ms"}
+# Raw milliseconds drift between processes far beyond their within-run intervals (see
+# bench/compare_latency.py): a compressed cell's latency and throughput follow its speedup,
+# measured against the baseline in the same process and stored with its self-timing band. A
+# baseline's raw latency is the machine's between-run drift: not judged.
+FOLLOWS = {"throughput_sps": "speedup", "latency_p50_ms": "speedup"}
 
 
 def _summary(block: pd.DataFrame) -> pd.DataFrame:
@@ -39,8 +40,9 @@ def compare_blocks(base: pd.DataFrame, cur: pd.DataFrame,
                    thresholds: dict[str, float] | None = None,
                    abs_tols: dict[str, float] | None = None) -> CompareReport:
     """Judge two history blocks (bench.history.HISTORY_COLUMNS) of the same machine with
-    judge_intervals over their common seeds; unstable rows are listed, not judged; throughput
-    and speedup take their latency row's verdict (FOLLOWS)."""
+    judge_intervals over their common seeds; unstable rows are listed, not judged; a compressed
+    cell's latency and throughput take its speedup's verdict (FOLLOWS); baselines' raw timings
+    are not judged."""
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     tols = {**ABS_TOLERANCES, **(abs_tols or {})}
     report = CompareReport()
@@ -78,6 +80,8 @@ def compare_blocks(base: pd.DataFrame, cur: pd.DataFrame,
             continue
         base_ci, cur_ci = (float(b["ci_low"]), float(b["ci_high"])), (float(c["ci_low"]),
                                                                       float(c["ci_high"]))
+        if metric in FOLLOWS and key[2] == "baseline":  # method: the speedups' reference
+            continue
         if metric in FOLLOWS:
             verdict = verdicts.get((key, device, batch, FOLLOWS[metric]), UNCHANGED)
             rule = "derived"

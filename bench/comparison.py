@@ -1,16 +1,14 @@
 """Match two results directories row by row and judge each metric with the rule its noise allows."""
 from __future__ import annotations
 
-import functools
 import math
 
-import numpy as np
 import pandas as pd
 
 from bench import schema
+from bench.compare_latency import judge_latency
 from bench.compare_report import CompareReport, Comparison
 from bench.environment import machine_of
-from bench.latency_tests import median_ratio_ci, speedup_ratio_ci
 from bench.loading import KEY_COLUMNS, ResultsDir, cell_label, seed_summary
 from bench.verdicts import (
     ABS_TOLERANCES,
@@ -20,9 +18,9 @@ from bench.verdicts import (
     RESULT_METRICS,
     floor_noise,
     judge_intervals,
-    judge_ratio,
     judge_values,
     relative_change,
+    seed_band,
 )
 
 LATENCY_GROUP = KEY_COLUMNS + ["device", "batch_size"]
@@ -87,7 +85,7 @@ def _quality(base_rows: pd.DataFrame, cur_rows: pd.DataFrame, limits: dict[str, 
                 verdict = judge_intervals(m, mean_b, fields["baseline_ci"], mean_c,
                                           fields["current_ci"], limits[m], tols.get(m, 0.0))
             else:
-                noise = _noise(int(b[f"{m}_n"]), int(c[f"{m}_n"]), b[f"{m}_std"], c[f"{m}_std"])
+                noise = seed_band(int(b[f"{m}_n"]), int(c[f"{m}_n"]), b[f"{m}_std"], c[f"{m}_std"])
                 if noise is not None:  # >= 2 seeds per side: their spread
                     rule = "seeds"
                 else:
@@ -99,104 +97,6 @@ def _quality(base_rows: pd.DataFrame, cur_rows: pd.DataFrame, limits: dict[str, 
                                   relative_change(mean_b, mean_c), limits[m], verdict, rule,
                                   **fields))
     return out
-
-
-def _keyed(run: ResultsDir, rows: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.merge(rows[KEY_COLUMNS + ["seed", "cell_id"]], on="cell_id")
-
-
-def _raw(run: ResultsDir, rows: pd.DataFrame) -> dict[tuple, np.ndarray]:
-    """Raw seconds per call pooled over the compared seeds per (KEY..., device, batch_size)."""
-    merged = _keyed(run, rows, run.samples)
-    return {key: g["seconds_per_call"].to_numpy(float)
-            for key, g in merged.groupby(LATENCY_GROUP, sort=False)}
-
-
-def _references(rows: pd.DataFrame) -> dict[tuple, tuple]:
-    """(dataset, family) -> the cell key of its uncompressed baseline (speedup's reference)."""
-    base = rows[rows["method"] == "baseline"].drop_duplicates(KEY_COLUMNS)
-    return {(r["dataset"], r["family"]): tuple(r[KEY_COLUMNS]) for _, r in base.iterrows()}
-
-
-def _latency(baseline: ResultsDir, current: ResultsDir, base_rows: pd.DataFrame,
-             cur_rows: pd.DataFrame, limits: dict[str, float], alpha: float,
-             report: CompareReport) -> list[Comparison]:
-    """Latency rows of one machine: unstable rows listed, p50 and speedup by bootstrap ratio
-    intervals of the raw blocks, throughput with its p50's verdict, memory by seed noise."""
-    measured = [schema.STATUS_OK, schema.STATUS_UNSTABLE]
-    sides = [_keyed(run, rows, run.latency[run.latency["status"].isin(measured)])
-             for run, rows in ((baseline, base_rows), (current, cur_rows))]
-    raw_b, raw_c = _raw(baseline, base_rows), _raw(current, cur_rows)
-    refs = _references(base_rows)
-    current_groups = dict(iter(sides[1].groupby(LATENCY_GROUP, sort=False)))
-    out = []
-    for group_key, gb in sides[0].groupby(LATENCY_GROUP, sort=False):
-        if group_key not in current_groups:
-            continue
-        gc = current_groups[group_key]
-        *key, device, batch = group_key
-        key, batch = tuple(key), int(batch)
-        shaky = [side for side, g in (("baseline", gb), ("current", gc))
-                 if (g["status"] == schema.STATUS_UNSTABLE).any()]
-        if shaky:
-            report.unstable.append({"cell": _label(key), "device": device, "batch_size": batch,
-                                    "side": " and ".join(shaky)})
-            continue
-        add = functools.partial(_append, out, _label(key), device, batch, limits)
-
-        means = {m: (float(gb[m].mean()), float(gc[m].mean())) for m in MACHINE_METRICS}
-        n_b, n_c = gb[MACHINE_METRICS].std(ddof=1), gc[MACHINE_METRICS].std(ddof=1)
-        if group_key in raw_b and group_key in raw_c:
-            ratio, low, high = median_ratio_ci(raw_b[group_key], raw_c[group_key], 1 - alpha)
-            lat_verdict = judge_ratio("latency_p50_ms", ratio, low, high,
-                                      limits["latency_p50_ms"])
-            add("latency_p50_ms", lat_verdict, ratio - 1, "ratio",
-                float(np.median(raw_b[group_key])) * 1e3,
-                float(np.median(raw_c[group_key])) * 1e3, ratio_ci=(low, high))
-            lat_change = 1 / ratio - 1  # throughput = batch / latency
-        else:
-            base_value, cur_value = means["latency_p50_ms"]
-            noise = _noise(len(gb), len(gc), n_b["latency_p50_ms"], n_c["latency_p50_ms"])
-            lat_verdict = judge_values("latency_p50_ms", base_value, cur_value, noise,
-                                       limits["latency_p50_ms"])
-            add("latency_p50_ms", lat_verdict, relative_change(base_value, cur_value),
-                "seeds" if noise is not None else "threshold", base_value, cur_value,
-                noise=noise)
-            lat_change = relative_change(*means["throughput_sps"])
-        # Throughput is batch / latency from the same blocks: it takes latency's verdict.
-        add("throughput_sps", lat_verdict, lat_change, "derived", *means["throughput_sps"])
-        ref = (*refs.get((key[0], key[1]), ()), device, batch)
-        by_seeds = ["peak_mem_bytes"]
-        if all(k in raw for raw in (raw_b, raw_c) for k in (ref, group_key)):
-            ratio, low, high = speedup_ratio_ci(raw_b[ref], raw_b[group_key], raw_c[ref],
-                                                raw_c[group_key], 1 - alpha)
-            add("speedup", judge_ratio("speedup", ratio, low, high, limits["speedup"]),
-                ratio - 1, "ratio", *means["speedup"], ratio_ci=(low, high))
-        else:
-            by_seeds.insert(0, "speedup")
-        for metric in by_seeds:
-            base_value, cur_value = means[metric]
-            if math.isnan(base_value) or math.isnan(cur_value):
-                continue
-            noise = _noise(len(gb), len(gc), n_b[metric], n_c[metric])
-            add(metric, judge_values(metric, base_value, cur_value, noise, limits[metric]),
-                relative_change(base_value, cur_value),
-                "seeds" if noise is not None else "threshold", base_value, cur_value,
-                noise=noise)
-    return out
-
-
-def _append(out: list[Comparison], cell: str, device: str, batch: int,
-            limits: dict[str, float], metric: str, verdict: str, change: float, rule: str,
-            base_value: float, cur_value: float, **fields: object) -> None:
-    out.append(Comparison(cell, metric, device, batch, base_value, cur_value, change,
-                          limits[metric], verdict, rule, **fields))
-
-
-def _noise(n_base: int, n_cur: int, std_base: float, std_cur: float) -> float | None:
-    if n_base >= 2 and n_cur >= 2:
-        return 2.0 * math.sqrt((std_base ** 2 + std_cur ** 2) / 2.0)
-    return None
 
 
 def compare_runs(baseline: ResultsDir, current: ResultsDir,
@@ -223,8 +123,8 @@ def compare_runs(baseline: ResultsDir, current: ResultsDir,
     report.comparisons = _quality(base_rows, cur_rows, limits, tols, spreads)
     base_id, cur_id = machine_of(baseline.run)["id"], machine_of(current.run)["id"]
     if base_id == cur_id:
-        report.comparisons += _latency(baseline, current, base_rows, cur_rows, limits, alpha,
-                                       report)
+        report.comparisons += judge_latency(baseline, current, base_rows, cur_rows, limits,
+                                            alpha, report)
     else:
         report.not_compared.append(
             f"{', '.join(MACHINE_METRICS)}: different machines (baseline {base_id}, current "

@@ -59,8 +59,10 @@ def _quality_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 def _latency_rows(run: ResultsDir, results: pd.DataFrame) -> pd.DataFrame:
     """Every measured (ok or unstable) latency row, p50 with its order-statistic 95% interval
-    over the row's timing blocks; throughput's interval follows from p50's."""
-    from bench.latency_tests import median_ci  # H1's latency statistics
+    over the row's timing blocks (throughput's follows from it), speedup with the family's
+    self-timing noise band of this run (bench.annotations.speedup_noise_band)."""
+    from bench.annotations import speedup_noise_band
+    from bench.latency_tests import median_ci
 
     keys = results.set_index("cell_id")[KEY_COLUMNS + ["seed"]]
     latency = run.latency[run.latency["status"].isin([schema.STATUS_OK, schema.STATUS_UNSTABLE])
@@ -73,7 +75,13 @@ def _latency_rows(run: ResultsDir, results: pd.DataFrame) -> pd.DataFrame:
         low, high = (np.nan, np.nan) if seconds is None or len(seconds) == 0 else (
             1e3 * bound for bound in median_ci(seconds))
         batch = int(row["batch_size"])
-        intervals = {"latency_p50_ms": (low, high), "speedup": (np.nan, np.nan),
+        family = keys.loc[row["cell_id"]]["family"]
+        band = speedup_noise_band(run, family, row["device"])
+        speedup_ci = ((row["speedup"] / band.factor, row["speedup"] * band.factor)
+                      if band is not None and pd.notna(row["speedup"]) else (np.nan, np.nan))
+        # The speedup's interval is the run's own self-timing band (baseline against itself):
+        # two runs' speedups differ beyond noise when these intervals are disjoint.
+        intervals = {"latency_p50_ms": (low, high), "speedup": speedup_ci,
                      # batch / p50; an unbounded p50 interval (<= 5 blocks) gives [0, inf).
                      "throughput_sps": (1e3 * batch / high,
                                         np.inf if low <= 0 else 1e3 * batch / low),

@@ -45,12 +45,15 @@ def consecutive_runs(history: pd.DataFrame) -> list[tuple[pd.DataFrame, pd.DataF
 def detect_regressions(history: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Regressions of `metric` between consecutive runs of each lineage, as compare's verdict
     (bench.compare_history.compare_blocks) finds them: one row per regressed point."""
-    from bench.compare_history import compare_blocks  # compare's own rule, not a copy
+    from bench.compare_history import FOLLOWS, compare_blocks  # compare's own rule
 
     found = []
-    rows = history[history["metric"] == metric]
+    # With its sources: a compressed cell's latency follows its speedup (compare_history).
+    sources = {metric, *(["speedup"] if metric in FOLLOWS else [])}
+    rows = history[history["metric"].isin(sources)]
     for before, after in consecutive_runs(rows):
         report = compare_blocks(before, after)
+        report.comparisons = [c for c in report.comparisons if c.metric == metric]
         labels = {cell_label(r): r for r in after.drop_duplicates(KEY_COLUMNS).to_dict("records")}
         for comparison in report.regressions:
             point = labels[comparison.cell]

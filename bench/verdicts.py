@@ -119,3 +119,11 @@ def judge_ratio(metric: str, ratio: float, low: float, high: float,
     if not math.isfinite(change) or abs(change) <= threshold or low <= 1.0 <= high:
         return UNCHANGED
     return _direction(metric, change)
+
+
+def seed_band(n_base: int, n_cur: int, std_base: float, std_cur: float) -> float | None:
+    """Two-sigma band of a difference of seed means, 2 sqrt((s_a^2 + s_b^2) / 2), with >= 2
+    seeds per side; None with fewer (no spread known)."""
+    if n_base >= 2 and n_cur >= 2:
+        return 2.0 * math.sqrt((std_base ** 2 + std_cur ** 2) / 2.0)
+    return None

@@ -48,11 +48,26 @@ def _run_json(directory: Path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
-def _slower(directory: Path, prefix: str, batch: int, factor: float) -> None:
+def _slower(directory: Path, prefix: str, batch: int | None, factor: float,
+            speedup: bool = True) -> None:
+    """The cells' timings `factor` times slower: raw blocks and p50, and (speedup=True, what a
+    slower variant does) its speedup against the same-process baseline divided by factor;
+    speedup=False is a slower process (between-run drift), which the speedup cancels."""
+    def rows_of(frame: pd.DataFrame) -> pd.Series:
+        rows = frame["cell_id"].str.startswith(prefix)
+        return rows if batch is None else rows & (frame["batch_size"] == batch)
+
     def shift(frame: pd.DataFrame) -> None:
-        rows = frame["cell_id"].str.startswith(prefix) & (frame["batch_size"] == batch)
-        frame.loc[rows, "seconds_per_call"] = frame.loc[rows, "seconds_per_call"] * factor
+        frame.loc[rows_of(frame), "seconds_per_call"] *= factor
+
+    def shift_rows(frame: pd.DataFrame) -> None:
+        rows = rows_of(frame)
+        frame.loc[rows, "latency_p50_ms"] *= factor
+        frame.loc[rows, "throughput_sps"] /= factor
+        if speedup:
+            frame.loc[rows, "speedup"] /= factor
     _edit(directory, schema.LATENCY_SAMPLES_FILE, shift)
+    _edit(directory, schema.LATENCY_FILE, shift_rows)
 
 
 def _compare(base: Path, cur: Path):
@@ -151,7 +166,22 @@ def test_30_percent_slower_stable_row_regresses(results_dir: Path, tmp_path: Pat
                                                         "speedup")}
     latency = next(c for c in report.regressions if c.metric == "latency_p50_ms")
     assert latency.change == pytest.approx(0.3) and latency.ratio_ci[0] > 1.0
-    assert latency.rule == "ratio" and report.exit_code == 1
+    assert latency.rule == "derived" and report.exit_code == 1
+    speedup = next(c for c in report.regressions if c.metric == "speedup")
+    assert speedup.rule == "speedup-noise" and speedup.change == pytest.approx(1 / 1.3 - 1)
+
+
+def test_a_slower_process_is_drift_not_a_regression(results_dir: Path, tmp_path: Path) -> None:
+    # Identical code, the second run's process twice as slow on every row (what two runs on
+    # the reference machine showed: raw p50 up to 2.2x apart, interleaved speedups 1.00 vs
+    # 0.96): the block intervals exclude 1, the speedups are unchanged, nothing regresses.
+    current = _copy(results_dir, tmp_path / "drift")
+    _slower(current, "", None, 2.0, speedup=False)
+    report = _compare(results_dir, current)
+    assert report.regressions == [] and report.exit_code == 0
+    latency = [c for c in report.comparisons if c.metric == "latency_p50_ms"]
+    assert latency and all(c.ratio_ci[0] > 1.0 and c.verdict == "unchanged" for c in latency)
+    assert any("between-run drift" in note for note in report.notes)
 
 
 def test_unstable_row_is_listed_not_judged(make_results_dir, tmp_path: Path) -> None:
@@ -219,8 +249,8 @@ def test_different_seeds_compare_the_common_ones(results_dir: Path, tmp_path: Pa
     fewer = write_results_dir(tmp_path / "fewer", seeds=[0, 1], failed=False)
     report = _compare(results_dir, fewer)
     assert report.exit_code == 0 and report.regressions == []
-    assert report.notes == ["seeds differ (baseline [0, 1, 2], current [0, 1]): compared "
-                            "seeds [0, 1] only"]
+    assert report.notes[0] == ("seeds differ (baseline [0, 1, 2], current [0, 1]): compared "
+                               "seeds [0, 1] only")
 
 
 def test_report_leads_with_the_verdict_then_in_order(make_results_dir, tmp_path: Path) -> None:

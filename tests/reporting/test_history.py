@@ -138,10 +138,12 @@ def test_regressions_follow_compare_rule(make_results_dir, tmp_path: Path) -> No
 
 
 def slow_down(directory: Path, cell_id: str, batch: int, factor: float) -> None:
-    """Multiply one latency row's p50 and its timing blocks by factor."""
+    """One latency row `factor` times slower: its p50 and timing blocks multiplied, its speedup
+    against the same-process baseline divided (what a slower variant shows)."""
     latency = pd.read_csv(directory / schema.LATENCY_FILE)
     row = (latency["cell_id"] == cell_id) & (latency["batch_size"] == batch)
     latency.loc[row, "latency_p50_ms"] *= factor
+    latency.loc[row, "speedup"] /= factor
     latency.to_csv(directory / schema.LATENCY_FILE, index=False)
     samples = pd.read_csv(directory / schema.LATENCY_SAMPLES_FILE)
     row = (samples["cell_id"] == cell_id) & (samples["batch_size"] == batch)
