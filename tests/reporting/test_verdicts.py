@@ -88,3 +88,16 @@ def test_judge_ratio_latency(ratio, low, high, verdict) -> None:
 
 def test_judge_ratio_speedup_direction() -> None:
     assert judge_ratio("speedup", 0.5, 0.4, 0.6) == "regression"  # speedup halved
+
+
+@pytest.mark.parametrize(("base", "current", "band", "expected"), [
+    (1.0, 0.7, 1.21, "regression"),    # -30%, ratio 0.7 below the band's 1/1.21
+    (1.0, 0.85, None, "unchanged"),    # -15%: within the 20% threshold
+    (1.0, 0.75, 1.5, "unchanged"),     # -25% but inside [1/1.5, 1.5]: noise
+    (2.0, 3.0, 1.1, "improvement"),
+    (1.0, float("nan"), 1.1, "unchanged"),
+])
+def test_judge_speedup(base: float, current: float, band: float | None, expected: str) -> None:
+    from bench.compare_latency import judge_speedup
+
+    assert judge_speedup(base, current, band, 0.2) == expected
