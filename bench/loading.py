@@ -278,7 +278,8 @@ def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     grouped = pd.DataFrame(work, index=frame.index).groupby(codes, sort=True)
     mean, std, n = grouped.mean(), grouped.std(ddof=1), grouped.count()
     lowest, highest = grouped.min(), grouped.max()
-    out = frame[KEY_COLUMNS].loc[~pd.Series(codes).duplicated().to_numpy()].reset_index(drop=True)
+    keys = frame[KEY_COLUMNS].loc[~pd.Series(codes).duplicated().to_numpy()].reset_index(drop=True)
+    out = {}  # columns gathered, then joined once (inserting them one by one fragments a frame)
     for metric in metrics:
         count = n[(metric, "value")].to_numpy()
         center, spread = mean[(metric, "value")].to_numpy(), std[(metric, "value")].to_numpy()
@@ -292,7 +293,7 @@ def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         out[f"{metric}_hw"] = np.where(several, pooled, (one_high - one_low) / 2)
         out[f"{metric}_low"] = np.where(several, center - pooled, one_low)
         out[f"{metric}_high"] = np.where(several, center + pooled, one_high)
-    return out
+    return pd.concat([keys, pd.DataFrame(out, index=keys.index)], axis=1)
 
 
 def measured_latency_rows(run: ResultsDir, device: str) -> pd.DataFrame:
