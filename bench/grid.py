@@ -50,7 +50,6 @@ NOT_MEASURING = (
     "bench/families.py", "bench/report_browser.py", "bench/report_findings.py",
     "bench/report_sections.py",
     "bench/cli_run.py", "bench/progress.py", "bench/takeover.py", "bench/sensitivity.py",
-    "bench/compare_latency.py",
 )
 # Data shipped inside a package (e.g. genmodels/assets/: the feature net's weights) decides
 # numbers as much as code does.

@@ -84,14 +84,22 @@ def field_table(cls: type, skip: tuple[str, ...] = (), defaults: dict | None = N
     return rows
 
 
+def shipped_methods() -> dict:
+    """METHODS registered by genbench itself (compression/), by name: plugin methods
+    ($GENBENCH_PLUGINS, or a test's) document themselves, and must not change the README."""
+    import compression.methods  # noqa: F401 - fills METHODS
+    from compression.api import METHODS
+
+    return {name: spec for name, spec in METHODS.items()
+            if spec.config_cls.__module__.split(".")[0] == "compression"}
+
+
 def config_reference() -> str:
     """Every TOML table and key, with types, defaults, derived defaults and meaning."""
-    import compression.methods  # noqa: F401 - fills METHODS
     from bench.config import LatencySettings, SweepConfig
     from bench.config_derive import DERIVED, EVAL
     from bench.config_steps import train_base
     from bench.metrics import EvalSettings
-    from compression.api import METHODS
     from genmodels.train import TrainConfig
 
     def rules(section: str) -> dict[str, str]:
@@ -125,8 +133,9 @@ def config_reference() -> str:
             "| `[[pipeline]]` | `steps` | `[{method = .., key = ..}, ..]`, applied in order |",
             "| `[[pipeline]]` | `families` | the families it applies to (default: all) |"]
     out += ["", "### Methods", ""]
-    for name in sorted(METHODS):
-        cls = METHODS[name].config_cls
+    methods = shipped_methods()
+    for name in sorted(methods):
+        cls = methods[name].config_cls
         paragraph = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
         doc = re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0]
         out += [f"`{name}`: {_md(doc)}", ""]

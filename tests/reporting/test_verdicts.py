@@ -98,6 +98,6 @@ def test_judge_ratio_speedup_direction() -> None:
     (1.0, float("nan"), 1.1, "unchanged"),
 ])
 def test_judge_speedup(base: float, current: float, band: float | None, expected: str) -> None:
-    from bench.compare_latency import judge_speedup
+    from bench.comparison import judge_speedup
 
     assert judge_speedup(base, current, band, 0.2) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -13,7 +14,6 @@ from bench import reference_docs
 from bench.cli import build_parser
 from bench.config import _TOP_KEYS, LatencySettings, parse_config
 from bench.metrics import EvalSettings
-from compression.api import METHODS
 from genmodels.train import TrainConfig
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -36,7 +36,7 @@ def _keys() -> list[tuple[str, str]]:
     for table, cls in (("[eval]", EvalSettings), ("[latency]", LatencySettings),
                        ("[families.X]", TrainConfig)):
         keys += [(table, f.name) for f in dataclasses.fields(cls)]
-    for method, spec in METHODS.items():
+    for method, spec in reference_docs.shipped_methods().items():
         keys += [(method, method)] + [(method, f.name) for f in dataclasses.fields(spec.config_cls)]
     return keys
 
@@ -51,7 +51,7 @@ def test_readme_documents_every_config_key():
 
 def test_every_method_has_its_own_table_with_its_defaults():
     block = _block("config")
-    for method, spec in METHODS.items():
+    for method, spec in reference_docs.shipped_methods().items():
         section = block.split(f"`{method}`: ", 1)[1].split("\n\n", 2)[1]
         for f in dataclasses.fields(spec.config_cls):
             assert f"| `{f.name}` |" in section, (method, f.name)
@@ -119,3 +119,15 @@ def test_the_readme_example_sweep_is_valid():
     config = parse_config(example, "README example")
     assert config.name == "my-sweep" and set(config.families) == {"gan", "vae"}
     assert EvalSettings(**config.eval).kid_subset_size == 500  # derived, as its comment says
+
+
+def test_a_plugin_method_does_not_change_the_readme(monkeypatch):
+    # A test (or $GENBENCH_PLUGINS) that registers its own method must not make the README's
+    # generated block stale for the rest of the session: only compression/'s methods are listed.
+    from compression.api import METHODS
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import genbench_stall  # noqa: F401 - registers the "stall" method
+
+    assert "stall" in METHODS and "stall" not in reference_docs.shipped_methods()
+    assert reference_docs.replace_blocks(README, ("config",)) == README
