@@ -23,8 +23,13 @@ MESSAGE = re.compile(r"genbench: interrupted: (\d+) of (\d+) cells saved; "
                      r"rerun the same command to resume")
 
 
-def _env() -> dict[str, str]:
+def _env(tmp_path) -> dict[str, str]:
+    """The child's environment, with a checkpoint cache of its own: run after the slow quality
+    tests, which fill the session's cache, the in-process Ctrl-C test hung (SIGINT not acted on
+    within 60 s; twice, cause not found: see the closing note of this change), while it passes
+    alone and after the other runner tests. A test must not depend on what ran before it."""
     env = cli_env()
+    env["GENBENCH_CACHE"] = str(tmp_path / "cache")
     env["GENBENCH_PLUGINS"] = "genbench_tiny,genbench_stall"
     return env
 
@@ -55,7 +60,7 @@ def test_ctrl_c_says_what_was_saved_and_exits_130_quickly(tmp_path, options):
     child = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config),
                               "--out", str(out), "--quiet", *options],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=_env(), cwd=REPO, start_new_session=True)
+                             env=_env(tmp_path), cwd=REPO, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while not any((out / "cells").glob("*.json")):  # the baseline cell is saved
@@ -86,7 +91,7 @@ def test_pool_workers_print_no_torch_warnings_and_lines_name_the_setting(tmp_pat
     config.write_text(ONE_FAMILY)
     done = subprocess.run([sys.executable, "-m", "bench", "run", "--config", str(config),
                            "--out", str(tmp_path / "out"), "--quiet", "--workers", "2"],
-                          capture_output=True, text=True, env=_env(), cwd=REPO, timeout=300)
+                          capture_output=True, text=True, env=_env(tmp_path), cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "No CUDA runtime" not in done.stderr
     # torch's glog-style lines ("W1124 07:40:10.27 ... cpp_extension.py:183] ...")
