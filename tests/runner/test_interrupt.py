@@ -23,6 +23,15 @@ MESSAGE = re.compile(r"genbench: interrupted: (\d+) of (\d+) cells saved; "
                      r"rerun the same command to resume")
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT with its default disposition and unblocked, as a shell
+    starts a foreground command. A disposition or mask inherited from this test process (after
+    the slow quality tests the in-process case hung, SIGINT not acted on) is not what a user
+    pressing Ctrl-C has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _env(tmp_path) -> dict[str, str]:
     """The child's environment, with a checkpoint cache of its own: run after the slow quality
     tests, which fill the session's cache, the in-process Ctrl-C test hung (SIGINT not acted on
@@ -60,7 +69,8 @@ def test_ctrl_c_says_what_was_saved_and_exits_130_quickly(tmp_path, options):
     child = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config),
                               "--out", str(out), "--quiet", *options],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=_env(tmp_path), cwd=REPO, start_new_session=True)
+                             env=_env(tmp_path), cwd=REPO, start_new_session=True,
+                             preexec_fn=_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 240
         while not any((out / "cells").glob("*.json")):  # the baseline cell is saved
