@@ -8,11 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bench.cli_run import cmd_run, preflight
+from bench.run.cli import cmd_run, preflight
 
 # The reporting modules add their own subcommands when they are installed alongside.
-REPORTING_MODULES = ("bench.plots", "bench.tables", "bench.compare", "bench.history",
-                     "bench.report", "bench.sensitivity")
+REPORTING_MODULES = ("bench.plots", "bench.tables.build", "bench.compare.cli",
+                     "bench.history.store", "bench.report.html", "bench.run.sensitivity")
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
@@ -38,8 +38,8 @@ rows with status=failed, not errors), 2 bad input, 130 interrupted.
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.config import load_config
-    from bench.grid import expand
+    from bench.config.sweep import load_config
+    from bench.run.grid import expand
 
     config = load_config(args.file)
     if not args.no_data:
@@ -52,7 +52,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from bench.config import load_preset, preset_names
+    from bench.config.sweep import load_preset, preset_names
 
     for name in preset_names():
         print(f"{name:10s} {load_preset(name).description}")
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     try:
-        from bench.runner import load_plugins, quiet_torch_logs
+        from bench.run.runner import load_plugins, quiet_torch_logs
 
         if not debug:
             quiet_torch_logs()  # import-time notes would break the one-line error contract
@@ -153,13 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except KeyboardInterrupt as exc:  # bench.cli_run.Interrupted says what was saved
+    except KeyboardInterrupt as exc:  # bench.run.cli.Interrupted says what was saved
         print(f"genbench: {exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ValueError as exc:  # ConfigError, InputError, DataRootError, LockedError, ...
         if debug:
             raise
-        from bench.validate import ConfigError
+        from bench.config.validate import ConfigError
 
         # A ConfigError lists every problem of a file, one line each; others are one line.
         lines = str(exc).splitlines() if isinstance(exc, ConfigError) else [str(exc)]

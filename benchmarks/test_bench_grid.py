@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from bench.config import load_preset
-from bench.grid import expand
-from bench.store import ResultStore
-from bench.sweep import run_sweep
+from bench.config.sweep import load_preset
+from bench.results.store import ResultStore
+from bench.run.grid import expand
+from bench.run.sweep import run_sweep
 
 
 def _cell_seconds(out) -> float:

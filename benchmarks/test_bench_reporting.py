@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import compare_runs
-from bench.history import append_run
-from bench.loading import load_results_dir
-from bench.tables import family_tables, to_latex, to_markdown
+from bench.compare.cli import compare_runs
+from bench.history.store import append_run
+from bench.results.loading import load_results_dir
+from bench.tables.build import family_tables, to_latex, to_markdown
 from tests.reporting.synthetic_results import write_results_dir
 
 

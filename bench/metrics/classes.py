@@ -48,7 +48,7 @@ def class_statistics(logits: np.ndarray, present_fraction: float = PRESENT_FRACT
 
 
 def class_columns(logits: np.ndarray) -> dict[str, int | float | str]:
-    """`class_statistics` as the result columns bench.schema.CLASS_COLUMNS: classes_present,
+    """`class_statistics` as the result columns bench.results.schema.CLASS_COLUMNS: classes_present,
     class_entropy_norm, mean_confidence, and class_fractions as a JSON list (text column)."""
     stats = class_statistics(logits)
     return {

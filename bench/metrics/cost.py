@@ -61,7 +61,7 @@ class LatencyResult:
         return self.batch_size / (self.p50_ms / 1e3)
 
     def row(self) -> dict[str, float | int | str]:
-        """Values for bench.schema.LATENCY_COLUMNS."""
+        """Values for bench.results.schema.LATENCY_COLUMNS."""
         return {
             "device": self.device,
             "batch_size": self.batch_size,

@@ -18,7 +18,7 @@ from bench.metrics.likelihood import elbo_per_image, iwae_per_image, recon_bce_p
 from bench.metrics.paired import Outputs, intervals, paired, weights_key
 from bench.metrics.quality import real_floor, sample_metrics
 from bench.metrics.replicates import ReplicateMetrics, half_samples
-from bench.schema import CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
+from bench.results.schema import CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
 from genmodels.models.likelihood import nats_to_bpd
 
 SAMPLE_BATCH = 500  # z per generator call
@@ -220,7 +220,7 @@ class QualityEvaluator:
     def evaluate(
         self, model: nn.Module, baseline: nn.Module | None = None
     ) -> dict[str, float | bool | str]:
-        """Metrics of `model` keyed by bench.schema QUALITY_COLUMNS, INTERVAL_COLUMNS and
+        """Metrics of `model` keyed by bench.results.schema QUALITY_COLUMNS, INTERVAL_COLUMNS and
         CLASS_COLUMNS (the samples' class statistics, with a logits_fn; class_fractions is JSON
         text); metrics that do not apply are absent: likelihoods only for VAEs (is_vae),
         output_drift_mse and the deltas only with a baseline (whose outputs are cached by

@@ -71,7 +71,7 @@ def mean_interval(
 
 
 def ci_columns(metric: str, interval: tuple[float, float]) -> dict[str, float]:
-    """`<metric>_ci_low`, `<metric>_ci_high` (bench.schema.CI_SUFFIXES)."""
+    """`<metric>_ci_low`, `<metric>_ci_high` (bench.results.schema.CI_SUFFIXES)."""
     return {f"{metric}_ci_low": interval[0], f"{metric}_ci_high": interval[1]}
 
 

@@ -20,7 +20,7 @@ class Outputs:
 
     images: torch.Tensor  # (n_samples, C, H, W) generated from the fixed z, on the CPU
     features: np.ndarray  # (n_samples, d)
-    metrics: dict[str, float]  # point estimates, keyed by bench.schema QUALITY_COLUMNS
+    metrics: dict[str, float]  # point estimates, keyed by bench.results.schema QUALITY_COLUMNS
     replicates: dict[str, np.ndarray]  # sample metric -> (B,) values on the half-sample replicates
     per_image: dict[str, np.ndarray]  # VAE metric -> (n_recon,) values whose mean is the metric
 

@@ -198,7 +198,8 @@ def sample_metrics(
     dc_k: int = 5,
     seed: int = 0,
 ) -> dict[str, float]:
-    """All sample metrics between real and fake features, keyed by bench.schema quality columns."""
+    """All sample metrics between real and fake features, keyed by the quality columns of
+    bench.results.schema."""
     kid_mean, kid_std = kid(real, fake, kid_subsets, kid_subset_size, seed)
     precision, recall = precision_recall(real, fake, pr_k)
     density, coverage = density_coverage(real, fake, dc_k)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.families import ordered_families
-from bench.loading import ResultsDir, load_results_dir
 from bench.plots.pareto import pareto_mask
+from bench.results.families import ordered_families
+from bench.results.loading import ResultsDir, load_results_dir
 
 __all__ = ["PLOT_KINDS", "draw_plots", "make_plots", "pareto_mask", "register_cli"]
 

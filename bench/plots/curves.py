@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.families import ordered_families
 from bench.plots.style import plt, save
+from bench.results.families import ordered_families
 
-TRAINING_DIR = "training"  # bench.training_curves.TRAINING_DIR
+TRAINING_DIR = "training"  # bench.cell.training_curves.TRAINING_DIR
 # Per-epoch keys that are not a loss: the epoch itself, and schedules such as the KL weight.
 NOT_PLOTTED = {"epoch", "beta", "lr"}
 
@@ -22,7 +22,8 @@ def _is_quality(key: str) -> bool:
 
 def _payloads(directory: Path) -> list[dict]:
     """The readable DIR/training/*.json objects that hold a "curve" list. Read here, not with
-    bench.training_curves.read_training_curves: that module imports torch (4 s) to write files."""
+    bench.cell.training_curves.read_training_curves: that module imports torch (4 s) to write
+    files."""
     payloads = []
     for path in sorted((Path(directory) / TRAINING_DIR).glob("*.json")):
         try:
@@ -36,9 +37,9 @@ def _payloads(directory: Path) -> list[dict]:
 
 def load_training_curves(directory: Path) -> pd.DataFrame:
     """Long table (family, seed, epoch, key, value) of every readable DIR/training/*.json, as
-    bench.training_curves writes them: "family", "seed" and "curve", a list of per-epoch objects
-    with "epoch" and numeric keys. Entries that are not objects, and values that are not finite
-    numbers, are skipped: a curve is an aid to reading, never a reason to fail a report."""
+    bench.cell.training_curves writes them: "family", "seed" and "curve", a list of per-epoch
+    objects with "epoch" and numeric keys. Entries that are not objects, and values that are not
+    finite numbers, are skipped: a curve is an aid to reading, never a reason to fail a report."""
     rows = []
     for payload in _payloads(directory):
         family, seed = str(payload.get("family")), payload.get("seed", 0)

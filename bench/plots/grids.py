@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.annotations import as_flag
-from bench.loading import ResultsDir, compact_setting_labels
 from bench.plots.style import plt, save
+from bench.results.annotations import as_flag
+from bench.results.loading import ResultsDir, compact_setting_labels
 
 
 def load_images(path: Path) -> np.ndarray | None:

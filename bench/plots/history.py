@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import InputError
-from bench.history import TREND_METRICS
-from bench.history_trends import detect_regressions, run_means
-from bench.loading import KEY_COLUMNS, compact_setting_labels
+from bench.history.store import TREND_METRICS
+from bench.history.trends import detect_regressions, run_means
 from bench.plots.style import COLORS, LINESTYLES, MARKERS, plt, save
+from bench.results.loading import KEY_COLUMNS, compact_setting_labels
 
 _SETTING_KEY = [c for c in KEY_COLUMNS if c != "family"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench import schema
+from bench.results import schema
 
 # On the speed axis only variants at least as fast as the uncompressed baseline can be on the
 # front: a slower variant that keeps the quality is no speed trade-off at all.

@@ -71,7 +71,7 @@ def plot_family(frame: pd.DataFrame, family: str, out_dir: Path) -> list[Path]:
 
 
 def plot_sensitivity(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Heatmaps (PNG + SVG) of a sensitivity frame (bench.sensitivity.SENSITIVITY_COLUMNS), one
+    """Heatmaps (PNG + SVG) of a sensitivity frame (bench.run.sensitivity.SENSITIVITY_COLUMNS), one
     per family, written as out_dir/sensitivity_<family>.{png,svg}; returns the paths."""
     paths: list[Path] = []
     for family in dict.fromkeys(frame["family"]):

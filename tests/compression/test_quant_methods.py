@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.schema import SETTING_COLUMNS
+from bench.results.schema import SETTING_COLUMNS
 from compression import compress, config_from_dict
 from compression.accounting import bits_per_weight, prunable_tensors
 from compression.api import EXECUTION_SIMULATED, CompressionContext

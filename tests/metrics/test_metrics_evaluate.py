@@ -16,7 +16,7 @@ from vae_closed_form import bce_log_lik, simulate_iwae_gap
 
 from bench.metrics.classes import class_statistics
 from bench.metrics.evaluate import EvalSettings, QualityEvaluator, make_feature_fn
-from bench.schema import CI_SUFFIXES, CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
+from bench.results.schema import CI_SUFFIXES, CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
 
 SHAPE = (1, 8, 8)
 SAMPLE_KEYS = {

@@ -14,7 +14,7 @@ from bench.metrics.evaluate import EvalSettings, QualityEvaluator
 from bench.metrics.intervals import mean_interval
 from bench.metrics.likelihood import elbo_per_image, output_drift
 from bench.metrics.paired import weights_key
-from bench.schema import DELTA_METRICS
+from bench.results.schema import DELTA_METRICS
 
 SHAPE = (1, 4, 4)
 SETTINGS = EvalSettings(

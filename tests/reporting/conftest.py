@@ -28,8 +28,8 @@ def reported_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     happens once per session."""
     import pandas as pd
 
-    from bench import schema
-    from bench.report import build_report
+    from bench.report.html import build_report
+    from bench.results import schema
 
     root = tmp_path_factory.mktemp("reported")
     baseline = write_results_dir(root / "baseline", unstable=True)

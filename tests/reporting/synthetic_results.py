@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import schema
+from bench.results import schema
 
 FAMILIES = {"gan": {"fid": 20.0, "elbo": None}, "vae": {"fid": 30.0, "elbo": -100.0}}
 # (method, settings, fid factor, ratio, latency factor): known trade-offs.
@@ -171,7 +171,11 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     InputError/ValueError with one line), so these tests do not depend on the runner's CLI."""
     import argparse
 
-    from bench import compare, history, plots, report, tables
+    from bench import plots
+    from bench.compare import cli as compare
+    from bench.history import store as history
+    from bench.report import html as report
+    from bench.tables import build as tables
 
     parser = argparse.ArgumentParser(prog="genbench")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import schema
-from bench.annotations import (
+from bench.results import schema
+from bench.results.annotations import (
     as_flag,
     cell_remarks,
     floor_summary,
@@ -19,7 +19,7 @@ from bench.annotations import (
     speedup_noise_band,
     unstable_latency_rows,
 )
-from bench.loading import load_results_dir
+from bench.results.loading import load_results_dir
 
 
 def test_as_flag_reads_what_csv_writers_write() -> None:

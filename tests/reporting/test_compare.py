@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from synthetic_results import run_cli, write_results_dir
 
-from bench import schema
-from bench.compare import compare_runs, parse_thresholds
-from bench.compare_report import to_markdown
+from bench.compare.cli import compare_runs, parse_thresholds
+from bench.compare.report import to_markdown
 from bench.errors import InputError
-from bench.loading import load_results_dir
+from bench.results import schema
+from bench.results.loading import load_results_dir
 
 GAN_8BIT = "gan/quant [8-bit, channel, naive] (mnist5k)"
 VAE_PRUNE = "vae/prune_magnitude [global, sparsity 0.5] (mnist5k)"
@@ -338,7 +338,7 @@ def test_bad_abs_tol(results_dir: Path, capsys) -> None:
 
 
 def test_settings_differences_names_each_setting() -> None:
-    from bench.compare_settings import settings_differences
+    from bench.compare.settings import settings_differences
 
     base = {"config": {"dataset": "mnist5k", "eval": {"n_samples": 1000, "iwae_k": 16},
                        "train": "default", "seeds": [0], "families": {"gan": {}, "vae": {}}},

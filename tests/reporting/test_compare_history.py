@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 from synthetic_results import run_cli
 
-from bench import schema
-from bench.compare_history import compare_blocks
-from bench.history import append_run, run_block
+from bench.compare.against_history import compare_blocks
+from bench.history.store import append_run, run_block
+from bench.results import schema
 
 MACHINE_A, MACHINE_B = "aaaaaaaaaaaa", "bbbbbbbbbbbb"
 GAN_8BIT = "gan/quant [8-bit, channel, naive] (mnist5k)"

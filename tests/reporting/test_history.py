@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 from synthetic_results import BATCHES, UNSTABLE, run_cli
 
-from bench import schema
-from bench.environment import machine_id
+from bench.compare.latency_tests import median_ci
 from bench.errors import InputError
-from bench.history import (
+from bench.history.store import (
     HISTORY_COLUMNS,
     KEY_COLUMNS,
     append_run,
@@ -21,8 +20,9 @@ from bench.history import (
     read_store,
     run_block,
 )
-from bench.history_trends import detect_regressions, run_means
-from bench.latency_tests import median_ci
+from bench.history.trends import detect_regressions, run_means
+from bench.results import schema
+from bench.results.environment import machine_id
 
 MACHINE_A = machine_id("AMD EPYC", ["avx", "avx2"], 2, None)
 MACHINE_B = machine_id("Intel Xeon", ["avx", "avx2", "avx512f"], 2, None)

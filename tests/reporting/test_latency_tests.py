@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from scipy.stats import binom, mannwhitneyu
 
-from bench.latency_tests import (
+from bench.compare.latency_tests import (
     median_ci,
     median_ratio_ci,
     min_samples_for_median_ci,
     speedup_ratio_ci,
 )
-from bench.verdicts import DEFAULT_ALPHA, judge_ratio
+from bench.compare.verdicts import DEFAULT_ALPHA, judge_ratio
 
 
 def test_median_ci_order_statistics_known_answers() -> None:

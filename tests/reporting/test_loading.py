@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import schema
 from bench.errors import InputError
-from bench.loading import canonical_number, load_results_dir, seed_summary, with_latency
+from bench.results import schema
+from bench.results.loading import canonical_number, load_results_dir, seed_summary, with_latency
 
 
 @pytest.mark.parametrize(("text", "canonical"), [
@@ -65,11 +65,11 @@ def test_unreadable_run_json(results_dir: Path) -> None:
 
 def test_referenced_columns_exist_in_the_schema() -> None:
     # Readers name metrics in a few tables of their own; each must be a schema column.
-    from bench.compare import LATENCY_METRICS, RESULT_METRICS
-    from bench.history import HISTORY_METRICS, TREND_METRICS
-    from bench.loading import KEY_COLUMNS
+    from bench.compare.cli import LATENCY_METRICS, RESULT_METRICS
+    from bench.history.store import HISTORY_METRICS, TREND_METRICS
     from bench.plots.tradeoff import QUALITY_PANELS, X_AXES
-    from bench.tables import COLUMNS
+    from bench.results.loading import KEY_COLUMNS
+    from bench.tables.build import COLUMNS
 
     known = set(schema.RESULTS_COLUMNS) | set(schema.LATENCY_COLUMNS)
     assert set(KEY_COLUMNS) <= set(schema.RESULTS_COLUMNS)

@@ -12,14 +12,14 @@ import pytest
 from matplotlib.colors import to_rgba
 from synthetic_results import UNSTABLE_SPEEDUP
 
-from bench import schema
-from bench.families import FAMILY_ORDER, ordered_families, ordered_methods
-from bench.loading import load_results_dir
 from bench.plots import draw_plots, make_plots, pareto_mask, remove_stale
 from bench.plots.grids import image_row, stack_rows
 from bench.plots.pareto import front_mask
 from bench.plots.style import COLORS, seeds_in_words
 from bench.plots.tradeoff import relative_change, tradeoff_points
+from bench.results import schema
+from bench.results.families import FAMILY_ORDER, ordered_families, ordered_methods
+from bench.results.loading import load_results_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import pytest
 from synthetic_results import run_cli
 
 from bench.errors import InputError
-from bench.readme_sync import END, block, excerpts, main, stale_excerpts, sync_readme
+from bench.report.readme_sync import END, block, excerpts, main, stale_excerpts, sync_readme
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_TABLE = "results/reference/default/tables/gan.md"
@@ -17,7 +17,7 @@ def test_the_readme_excerpt_is_the_committed_reference_table() -> None:
     readme = REPO / "README.md"
     paths = [e.path for e in excerpts(readme.read_text())]
     assert REFERENCE_TABLE in paths
-    # After regenerating the references: python -m bench.readme_sync README.md
+    # After regenerating the references: python -m bench.report.readme_sync README.md
     assert stale_excerpts(readme) == []
     # The rows themselves, not only the block as a whole.
     table_rows = [line for line in (REPO / REFERENCE_TABLE).read_text().splitlines()

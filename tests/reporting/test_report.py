@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from synthetic_results import run_cli
 
-from bench import schema
-from bench.loading import load_results_dir
 from bench.plots.curves import load_training_curves
-from bench.report import build_report
-from bench.report_findings import family_findings
-from bench.report_sections import comparison_html, context_html, readable, severity_order
+from bench.report.findings import family_findings
+from bench.report.html import build_report
+from bench.report.sections import comparison_html, context_html, readable, severity_order
+from bench.results import schema
+from bench.results.loading import load_results_dir
 
 DATA_IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
 
@@ -218,7 +218,7 @@ def test_report_on_missing_dir_exits_2(tmp_path: Path, capsys) -> None:
 
 
 def test_curves_read_what_the_store_writes(tmp_path: Path) -> None:
-    from bench.training_curves import write_training_curve
+    from bench.cell.training_curves import write_training_curve
 
     write_training_curve(tmp_path, {"result": {"family": "gan", "seed": 2}, "train_info": {
         "curve": [{"epoch": 0, "loss": 1.5, "d_loss": 0.7}]}})

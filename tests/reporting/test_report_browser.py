@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from synthetic_results import run_cli
 
-from bench.report_browser import PAGE_CHECK, PageCheck, check_page, find_browser
+from bench.report.browser import PAGE_CHECK, PageCheck, check_page, find_browser
 
 BROWSER = find_browser()
 needs_browser = pytest.mark.skipif(BROWSER is None, reason="needs Chromium or Chrome "
@@ -75,7 +75,7 @@ def test_the_report_carries_the_page_check(reported_run: tuple[Path, Path]) -> N
 def test_screenshot_cut_to_a_height(reported_run: tuple[Path, Path], tmp_path: Path) -> None:
     import matplotlib.image
 
-    from bench.report_browser import screenshot
+    from bench.report.browser import screenshot
 
     png = tmp_path / "top.png"
     check = screenshot(reported_run[1] / "report.html", png, BROWSER, max_height=900)

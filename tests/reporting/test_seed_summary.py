@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from bench import schema
-from bench.loading import KEY_COLUMNS, load_results_dir, seed_summary, with_latency
+from bench.results import schema
+from bench.results.loading import KEY_COLUMNS, load_results_dir, seed_summary, with_latency
 
 # Student t quantiles at 0.975 (tables): 1 and 2 degrees of freedom.
 T1, T2 = 12.706204736, 4.302652730

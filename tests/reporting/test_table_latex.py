@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.loading import load_results_dir
-from bench.table_latex import SHORT_SETTING, latex_label, short_settings, to_latex
-from bench.table_render import Table
-from bench.tables import family_tables
+from bench.results.loading import load_results_dir
+from bench.tables.build import family_tables
+from bench.tables.latex import SHORT_SETTING, latex_label, short_settings, to_latex
+from bench.tables.render import Table
 
 
 def test_short_settings_code_long_labels_once_each() -> None:
@@ -54,5 +54,5 @@ def test_long_settings_become_letters_with_a_legend_below() -> None:
                          r"lr=0.0001, teacher\_weight=0.0.")
     assert lines.index(r"\end{tabular}") < legend < lines.index(r"\par\footnotesize a note")
     # Markdown keeps the full setting: only the paper table is short.
-    from bench.table_render import to_markdown
+    from bench.tables.render import to_markdown
     assert long in to_markdown(table)

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import schema
-from bench.annotations import speedup_noise_band
-from bench.loading import load_results_dir
-from bench.tables import best_mask, family_tables
+from bench.results import schema
+from bench.results.annotations import speedup_noise_band
+from bench.results.loading import load_results_dir
+from bench.tables.build import best_mask, family_tables
 
 
 def _index(table, header: str) -> int:

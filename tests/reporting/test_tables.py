@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 from synthetic_results import UNSTABLE_SPEEDUP
 
-from bench import schema
-from bench.loading import (
+from bench.results import schema
+from bench.results.loading import (
     compact_setting_labels,
     load_results_dir,
     seed_summary,
     setting_label,
     with_latency,
 )
-from bench.tables import (
+from bench.tables.build import (
     COLUMNS,
     NOISE_MARK,
     PLUS_MINUS,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.verdicts import (
+from bench.compare.verdicts import (
     ABS_TOLERANCES,
     DEFAULT_THRESHOLDS,
     floor_noise,
@@ -98,6 +98,6 @@ def test_judge_ratio_speedup_direction() -> None:
     (1.0, float("nan"), 1.1, "unchanged"),
 ])
 def test_judge_speedup(base: float, current: float, band: float | None, expected: str) -> None:
-    from bench.comparison import judge_speedup
+    from bench.compare.judge import judge_speedup
 
     assert judge_speedup(base, current, band, 0.2) == expected

@@ -73,8 +73,8 @@ def test_run_all_nightly_compares_reference_and_history(tmp_path: Path, referenc
 def test_nightly_preset_is_small_but_still_a_nightly() -> None:
     """3 seeds at full sample sizes, one setting per method family, batch 1 and 64 (small
     enough to be regenerated with the code: see the preset's header)."""
-    from bench.config import load_preset
-    from bench.grid import expand
+    from bench.config.sweep import load_preset
+    from bench.run.grid import expand
 
     config = load_preset("nightly")
     assert list(config.seeds) == [0, 1, 2] and list(config.batch_sizes) == [1, 64]

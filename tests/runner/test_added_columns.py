@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 
-from bench import schema
-from bench.loading import load_results_dir
-from bench.store import ResultStore
+from bench.results import schema
+from bench.results.loading import load_results_dir
+from bench.results.store import ResultStore
 
 
 def _run_dir(path, rows: list[dict]):

@@ -6,10 +6,10 @@ import math
 import genbench_tiny  # noqa: F401 - registers the "tiny16" dataset
 import torch
 
-from bench.config import parse_config
-from bench.grid import expand
-from bench.runner import feature_task, run_cell, train_task
-from bench.schema import QUALITY_COLUMNS, SIZE_COLUMNS
+from bench.config.sweep import parse_config
+from bench.results.schema import QUALITY_COLUMNS, SIZE_COLUMNS
+from bench.run.grid import expand
+from bench.run.runner import feature_task, run_cell, train_task
 
 # The smoke preset's rvae pruning cell (row dropout in training, 20 masked fine-tuning steps),
 # on the tiny dataset with small evaluation sizes. Before the fix its fine-tuning drew row

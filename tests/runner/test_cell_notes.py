@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import TINY_TOML
 
-from bench.cell_notes import ROW_NOTES, cell_notes, latent_std, notes_columns, notes_json
-from bench.config import parse_config
-from bench.grid import Cell
-from bench.measure import measure_cell
-from bench.schema import COLLAPSE_COLUMNS, COLLAPSE_STD, RESULTS_COLUMNS
+from bench.cell.measure import measure_cell
+from bench.cell.notes import ROW_NOTES, cell_notes, latent_std, notes_columns, notes_json
+from bench.config.sweep import parse_config
+from bench.results.schema import COLLAPSE_COLUMNS, COLLAPSE_STD, RESULTS_COLUMNS
+from bench.run.grid import Cell
 from compression.api import CompressedModel, apply_pipeline, config_from_dict
 from compression.quantization.core import quantize_weight
 from genmodels.models import MODELS

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.cell_size import size_columns
-from bench.schema import SIZE_COLUMNS
+from bench.cell.size import size_columns
+from bench.results.schema import SIZE_COLUMNS
 from compression.accounting import count_nonzero, count_params, prunable_tensors
 from compression.api import CompressedModel, apply_pipeline, config_from_dict
 from genmodels.models import MODELS

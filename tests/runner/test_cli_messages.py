@@ -9,8 +9,8 @@ import pytest
 from conftest import TINY_TOML
 
 from bench.cli import DESCRIPTION, build_parser, main
-from bench.dask_executor import CONNECT_TIMEOUT_S
-from bench.progress import cell_line, cell_setting
+from bench.run.dask_executor import CONNECT_TIMEOUT_S
+from bench.run.progress import cell_line, cell_setting
 
 ONE_FAMILY = TINY_TOML.replace("[families.gan]\nepochs = 1\nmax_steps = 2\nlatent_dim = 4\n", "")
 
@@ -124,7 +124,7 @@ def test_a_local_dask_cluster_says_where_its_dashboard_is():
     pytest.importorskip("distributed")
     import importlib.util
 
-    from bench.dask_executor import _local_cluster
+    from bench.run.dask_executor import _local_cluster
 
     lines: list[str] = []
     with _local_cluster(1, lines.append) as client:

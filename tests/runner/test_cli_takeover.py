@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY_TOML
 
 from bench.cli import main
-from bench.takeover import TakeoverError, check_takeover, claim_directory, foreign_outputs
+from bench.run.takeover import TakeoverError, check_takeover, claim_directory, foreign_outputs
 
 # One family, three cells (baseline, prune, quant): a real run of a few seconds.
 ONE_FAMILY = TINY_TOML.replace("[families.gan]\nepochs = 1\nmax_steps = 2\nlatent_dim = 4\n", "")

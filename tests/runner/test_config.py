@@ -7,8 +7,8 @@ import pytest
 from conftest import TINY_TOML
 
 from bench.cli import main
-from bench.config import ConfigError, load_preset, parse_config, preset_names
-from bench.grid import expand
+from bench.config.sweep import ConfigError, load_preset, parse_config, preset_names
+from bench.run.grid import expand
 
 
 def _edit(old: str, new: str) -> str:

@@ -6,10 +6,10 @@ import pytest
 from conftest import TINY_TOML
 
 from bench.cli import main
-from bench.config import ConfigError, load_preset, parse_config
-from bench.grid import expand
+from bench.config.sweep import ConfigError, load_preset, parse_config
+from bench.config.validate import MAX_SHOWN
 from bench.metrics import EvalSettings
-from bench.validate import MAX_SHOWN
+from bench.run.grid import expand
 from genmodels.train import SMOKE_TRAIN
 
 
@@ -193,7 +193,7 @@ def test_a_single_sweep_table_is_a_list_of_one():
 
 
 def test_step_settings_are_canonical_for_configs_built_in_code():
-    from bench.grid import pipeline_json, step_settings
+    from bench.run.grid import pipeline_json, step_settings
     from compression.pruning import ThresholdPruneConfig
 
     assert step_settings(ThresholdPruneConfig(threshold=0)) == step_settings(

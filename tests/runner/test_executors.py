@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from conftest import TINY_TOML
 
-from bench.config import parse_config
-from bench.executors import execute
-from bench.schema import QUALITY_COLUMNS, SIZE_COLUMNS
-from bench.sweep import run_sweep
+from bench.config.sweep import parse_config
+from bench.results.schema import QUALITY_COLUMNS, SIZE_COLUMNS
+from bench.run.executors import execute
+from bench.run.sweep import run_sweep
 
 # Deterministic columns: everything but timings (latency, compress/eval seconds).
 COMPARED = ["cell_id", "family", "method", "seed", "status"] + QUALITY_COLUMNS + SIZE_COLUMNS

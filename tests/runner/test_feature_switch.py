@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 from conftest import TINY_TOML
 
-import bench.runner as runner
+import bench.run.runner as runner
 import genmodels.yardstick as yardstick
 from bench.cli import build_parser
-from bench.cli_run import sweep_config
-from bench.config import ConfigError, parse_config
-from bench.grid import expand
+from bench.config.sweep import ConfigError, parse_config
+from bench.run.cli import sweep_config
+from bench.run.grid import expand
 
 
 def _with(line: str) -> str:

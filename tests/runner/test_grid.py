@@ -7,9 +7,9 @@ import shutil
 import pytest
 from conftest import REPO, TINY_TOML
 
-import bench.grid as grid
-from bench.config import parse_config
-from bench.grid import NOT_MEASURING, code_fingerprint, expand, measuring_sources, train_keys
+import bench.run.grid as grid
+from bench.config.sweep import parse_config
+from bench.run.grid import NOT_MEASURING, code_fingerprint, expand, measuring_sources, train_keys
 
 
 def _ids(text: str) -> list[str]:
@@ -85,7 +85,7 @@ def test_fingerprint_reads_the_source_files_without_git(source_copy):
     assert code_fingerprint(source_copy) == code_fingerprint(REPO)
     names = [name for name, _ in measuring_sources(source_copy)]
     assert "compression/api.py" in names and "bench/metrics/quality.py" in names
-    assert "bench/runner.py" in names and "bench/plots/pareto.py" not in names
+    assert "bench/run/runner.py" in names and "bench/plots/pareto.py" not in names
 
 
 def _ids_of_copy(root, monkeypatch) -> list[str]:
@@ -98,13 +98,13 @@ def _ids_of_copy(root, monkeypatch) -> list[str]:
     ("compression/quantization/ptq.py", True),
     ("genmodels/train.py", True),
     ("bench/metrics/quality.py", True),
-    ("bench/runner.py", True),
-    ("bench/schema.py", True),
+    ("bench/run/runner.py", True),
+    ("bench/results/schema.py", True),
     ("bench/plots/pareto.py", False),
-    ("bench/tables.py", False),
-    ("bench/report.py", False),
+    ("bench/tables/build.py", False),
+    ("bench/report/html.py", False),
     ("bench/cli.py", False),
-    ("bench/sweep.py", False),
+    ("bench/run/sweep.py", False),
     ("bench/presets/default.toml", False),  # a preset's cells hash their own config
 ])
 def test_editing_a_source_file_changes_ids_only_if_it_measures(edited, changes, tmp_path,
@@ -147,7 +147,7 @@ def test_not_measuring_names_existing_modules():
 
 
 # Metadata a measuring module may read without its numbers depending on it.
-ALLOWED_IMPORTS = {"bench.environment", "bench.errors"}
+ALLOWED_IMPORTS = {"bench.results.environment", "bench.errors"}
 
 
 def test_measuring_modules_do_not_import_reporting_ones():

@@ -13,8 +13,8 @@ import genbench_stall  # noqa: F401 - registers the "stall" method here too
 import pytest
 from conftest import REPO, TINY_TOML, cli_env
 
-from bench.config import parse_config
-from bench.grid import expand
+from bench.config.sweep import parse_config
+from bench.run.grid import expand
 
 ONE_FAMILY = TINY_TOML.replace("[families.gan]\nepochs = 1\nmax_steps = 2\nlatent_dim = 4\n", "")
 # Two cells that stand for long ones (genbench_stall blocks 120 s) beside the quick baseline.
@@ -115,7 +115,7 @@ def test_pool_workers_print_no_torch_warnings_and_lines_name_the_setting(tmp_pat
 def test_only_the_resource_sharer_eof_is_kept_quiet_after_workers_are_stopped(monkeypatch):
     import threading
 
-    from bench.executors import _ignore_resource_sharer_eof
+    from bench.run.executors import _ignore_resource_sharer_eof
 
     reported: list[str] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.thread.name))

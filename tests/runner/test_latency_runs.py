@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from conftest import TINY_TOML
 
-import bench.cli_run
 import bench.metrics
-import bench.sweep
+import bench.run.cli
+import bench.run.sweep
 from bench.cli import main
-from bench.config import ConfigError, LatencySettings, parse_config
-from bench.grid import expand
-from bench.loading import load_results_dir, with_latency
+from bench.config.sweep import ConfigError, LatencySettings, parse_config
 from bench.metrics import LatencyResult
-from bench.sweep import SweepSummary, run_sweep
+from bench.results.loading import load_results_dir, with_latency
+from bench.run.grid import expand
+from bench.run.sweep import SweepSummary, run_sweep
 
 UNSTEADY = (0.010, 0.010, 0.012, 0.014, 0.014)  # IQR 4 ms / median 12 ms: rel IQR 1/3
 STEADY = (0.006,) * 5
@@ -55,8 +55,8 @@ def captured(monkeypatch, tmp_path):
         seen["config"] = config
         return SweepSummary(6, 0, 6, 6, 0, 1.0, latency_rows=6, unstable=2)
 
-    monkeypatch.setattr(bench.sweep, "run_sweep", fake_run_sweep)
-    monkeypatch.setattr(bench.cli_run, "preflight", lambda config: None)
+    monkeypatch.setattr(bench.run.sweep, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(bench.run.cli, "preflight", lambda config: None)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_TOML)
     return seen, ["run", "--config", str(path), "--out", str(tmp_path / "out"), "--quiet"]

@@ -6,10 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from bench import schema
 from bench.errors import InputError
-from bench.loading import load_results_dir
-from bench.store import ResultStore
+from bench.results import schema
+from bench.results.loading import load_results_dir
+from bench.results.store import ResultStore
 
 FLAG = "fid_proxy_delta_significant"
 

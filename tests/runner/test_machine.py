@@ -8,9 +8,9 @@ from pathlib import Path
 
 from conftest import TINY_TOML
 
-import bench.sweep as sweep
-from bench.config import parse_config
-from bench.environment import (
+import bench.run.sweep as sweep
+from bench.config.sweep import parse_config
+from bench.results.environment import (
     MACHINE_KEYS,
     code_state,
     environment,
@@ -18,8 +18,8 @@ from bench.environment import (
     machine_id,
     machine_of,
 )
-from bench.executors import failed_outcome
-from bench.schema import RUN_FILE
+from bench.results.schema import RUN_FILE
+from bench.run.executors import failed_outcome
 
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
 AVX2 = ["avx", "avx2", "fma", "sse4_1", "sse4_2"]

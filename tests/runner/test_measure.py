@@ -14,11 +14,11 @@ from conftest import TINY_TOML
 
 import bench.metrics
 import bench.metrics.idle
-from bench.cell_latency import latency_rows
-from bench.cell_size import packed_bytes
-from bench.config import parse_config
+from bench.cell.latency import latency_rows
+from bench.cell.size import packed_bytes
+from bench.config.sweep import parse_config
 from bench.metrics import LatencyResult
-from bench.runner import settings_columns
+from bench.run.runner import settings_columns
 from compression.accounting import prunable_tensors
 from compression.api import CompressedModel, apply_pipeline, config_from_dict
 from genmodels.models import MODELS

@@ -8,20 +8,20 @@ import pandas as pd
 import pytest
 from conftest import TINY_TOML
 
-from bench import schema
-from bench.compare import compare_runs
-from bench.config import parse_config
-from bench.grid import Cell, expand
-from bench.loading import (
+from bench.compare.cli import compare_runs
+from bench.config.sweep import parse_config
+from bench.results import schema
+from bench.results.loading import (
     KEY_COLUMNS,
     compact_setting_labels,
     load_results_dir,
     seed_summary,
     setting_label,
 )
-from bench.runner import _method_configs
-from bench.store import ResultStore
-from bench.tables import family_table
+from bench.results.store import ResultStore
+from bench.run.grid import Cell, expand
+from bench.run.runner import _method_configs
+from bench.tables.build import family_table
 from compression.api import config_from_dict
 
 # The example: the two pipelines differ only in the pruning step's lr, which the QAT

@@ -11,15 +11,15 @@ import pytest
 import torch
 from conftest import TINY_TOML
 
-import bench.sweep as sweep
-from bench.config import parse_config
-from bench.environment import git_state
-from bench.executors import failed_outcome
-from bench.grid import code_fingerprint, expand
-from bench.invocations import past_invocations
-from bench.runner import FeatureOutcome, TrainOutcome, run_cell
-from bench.schema import RUN_FILE, SCHEMA_VERSION
-from bench.store import ResultStore
+import bench.run.sweep as sweep
+from bench.config.sweep import parse_config
+from bench.results.environment import git_state
+from bench.results.schema import RUN_FILE, SCHEMA_VERSION
+from bench.results.store import ResultStore
+from bench.run.executors import failed_outcome
+from bench.run.grid import code_fingerprint, expand
+from bench.run.invocations import past_invocations
+from bench.run.runner import FeatureOutcome, TrainOutcome, run_cell
 
 CONFIG = parse_config(TINY_TOML)
 

@@ -10,14 +10,14 @@ import pytest
 from conftest import REPO
 
 import compression.methods  # noqa: F401 - fills METHODS
-from bench import reference_docs
 from bench.cli import build_parser
-from bench.config import _TOP_KEYS, LatencySettings, parse_config
+from bench.config import reference_docs
+from bench.config.sweep import _TOP_KEYS, LatencySettings, parse_config
 from bench.metrics import EvalSettings
 from genmodels.train import TrainConfig
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
-FIX = "run `python -m bench.reference_docs --write README.md` and commit the README"
+FIX = "run `python -m bench.config.reference_docs --write README.md` and commit the README"
 
 
 def _block(name: str) -> str:

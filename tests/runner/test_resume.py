@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO, TINY_TOML, cli_env
 
 from bench.cli import main
-from bench.config import parse_config
-from bench.grid import expand
+from bench.config.sweep import parse_config
+from bench.run.grid import expand
 
 # One family, three cells: enough for "before", "during" and "after" the kill.
 ONE_FAMILY = TINY_TOML.replace("[families.gan]\nepochs = 1\nmax_steps = 2\nlatent_dim = 4\n", "")
@@ -22,7 +22,7 @@ ONE_FAMILY = TINY_TOML.replace("[families.gan]\nepochs = 1\nmax_steps = 2\nlaten
 KILLERS = {
     # after the 2nd cell record is on disk, before the CSVs are regenerated from it
     "after-record": """
-import bench.store as s
+import bench.results.store as s
 orig = s.ResultStore.put
 calls = []
 def put(self, record, samples=None):
@@ -34,7 +34,7 @@ s.ResultStore.put = put
 """,
     # half-way through writing results.csv the 2nd time: a torn temp file, never renamed
     "mid-csv": """
-import bench.store as s
+import bench.results.store as s
 orig = s.atomic_write_bytes
 calls = []
 def write(path, data):
@@ -49,7 +49,7 @@ s.atomic_write_bytes = write
 """,
     # after a cell's samples were written but before its record: the cell is not done
     "mid-cell": """
-import bench.store as s
+import bench.results.store as s
 orig = s.write_json
 def write(path, payload):
     if path.parent.name == "cells":

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import run_cli
 
-from bench.cell_notes import cell_notes
+from bench.cell.notes import cell_notes
 from bench.errors import InputError
 from bench.plots.sensitivity import plot_sensitivity
-from bench.sensitivity import (
+from bench.run.sensitivity import (
     PRUNE_SPARSITIES,
     QUANT_BITS,
     SENSITIVITY_COLUMNS,

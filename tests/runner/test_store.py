@@ -10,8 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.schema import LATENCY_COLUMNS, RESULTS_COLUMNS, RESULTS_FILE
-from bench.store import LOCK_FILE, LockedError, ResultStore, RunLock, safe_join
+from bench.results.schema import LATENCY_COLUMNS, RESULTS_COLUMNS, RESULTS_FILE
+from bench.results.store import LOCK_FILE, LockedError, ResultStore, RunLock, safe_join
 
 
 def _dead_pid() -> int:

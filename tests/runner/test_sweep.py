@@ -10,11 +10,11 @@ import torch
 from conftest import TINY_TOML
 
 import genmodels.train as train
-from bench.config import parse_config
-from bench.environment import git_state
-from bench.grid import code_fingerprint, expand
-from bench.schema import LATENCY_COLUMNS, RESULTS_COLUMNS, SCHEMA_VERSION
-from bench.sweep import run_sweep
+from bench.config.sweep import parse_config
+from bench.results.environment import git_state
+from bench.results.schema import LATENCY_COLUMNS, RESULTS_COLUMNS, SCHEMA_VERSION
+from bench.run.grid import code_fingerprint, expand
+from bench.run.sweep import run_sweep
 
 
 def _run(text: str, out, **kwargs):
@@ -209,7 +209,7 @@ def test_force_redoes_everything(tiny_run, tmp_path):
 def test_a_swallowed_alarm_still_fails_the_block():
     # An exception raised inside a finalizer is printed and dropped by Python; the time limit
     # must still end the cell as failed once its block returns.
-    from bench.runner import CellTimeout, time_limit
+    from bench.run.runner import CellTimeout, time_limit
 
     with pytest.raises(CellTimeout, match="timeout after 0.01 s"):
         with time_limit(0.01):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bench.store import ResultStore
-from bench.training_curves import curve_path, read_training_curves, write_training_curve
+from bench.cell.training_curves import curve_path, read_training_curves, write_training_curve
+from bench.results.store import ResultStore
 
 CURVE = [{"epoch": 0, "loss": 2.5, "d_loss": 1.25}, {"epoch": 1, "loss": 2.0, "d_loss": 1.0}]
 

@@ -1,0 +1,1 @@
+"""What one cell measures: compression, quality, size, latency, notes and training curves."""

@@ -1,0 +1,1 @@
+"""Comparing two runs: settings checks, quality and latency verdicts, the report."""

@@ -1,0 +1,1 @@
+"""Sweep configs: parsing, validation, derived defaults and the generated reference docs."""

@@ -1,0 +1,1 @@
+"""The results history of nightly runs: the store and its trends."""

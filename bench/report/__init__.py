@@ -1,0 +1,1 @@
+"""The HTML report, its findings and sections, its screenshot, and README syncing."""

@@ -1,0 +1,1 @@
+"""Running a sweep: the CLI's run command, the grid of cells, executors, resume and progress."""

@@ -1,0 +1,291 @@
+"""Executing the grid's tasks: train a baseline, build the feature net, and measure one cell.
+
+The three task functions are top-level and take/return plain picklable objects, so the same code
+runs in-process, in a spawned process pool and on Dask workers. Workers never write results:
+they return a `CellOutcome` and the client stores it.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.config.sweep import SweepConfig, train_config
+from bench.results.schema import (
+    QUALITY_COLUMNS,
+    SETTING_COLUMNS,
+    STATUS_FAILED,
+    STATUS_OK,
+)
+from bench.run.grid import Cell, pipeline_json
+
+CUDA_ABSENT = "CUDA is not available on this machine"
+
+
+class CellTimeout(BaseException):
+    """The cell ran past the config's timeout_s. A BaseException (like KeyboardInterrupt) so
+    that the `except Exception` handlers inside a cell (a failed latency row, an unmeasured
+    peak memory) cannot swallow it and let a timed-out cell end as ok."""
+
+
+@dataclass
+class TrainOutcome:
+    key: tuple[str, str, int]
+    model: Any = None  # GenerativeModel in eval mode, or None when training failed
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass
+class FeatureOutcome:
+    net: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+    floors: dict[str, float] = field(default_factory=dict)  # metric -> mean real-vs-real value
+    floors_spread: dict[str, float] = field(default_factory=dict)  # metric -> std over subsets
+    floor_method: str = ""  # how the floor was measured (one sentence, for run.json)
+    error: str = ""
+
+
+@dataclass
+class CellOutcome:
+    record: dict[str, Any]
+    samples: np.ndarray | None = None
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}"[:500]
+
+
+PLUGINS_ENV = "GENBENCH_PLUGINS"
+# Loggers whose import-time notes are noise here: importing torchao makes torch log "No CUDA
+# runtime is found, using CUDA_HOME=..." on CPU machines, and a pytree deprecation note.
+NOISY_LOGGERS = ("torch.utils.cpp_extension", "torch.utils._pytree")
+
+
+def quiet_torch_logs() -> None:
+    """Silence NOISY_LOGGERS below ERROR in this process. Called by the CLI and by every pool
+    and Dask worker before it imports the methods (a logger's level set before its module is
+    imported holds: the module gets the same logger object)."""
+    import logging
+
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def load_plugins() -> list[str]:
+    """Import the modules named in $GENBENCH_PLUGINS (comma-separated): the extension point for
+    user datasets, models and methods, which register themselves on import. Called by the CLI
+    and by every pool/Dask worker, so spawned processes see the same registries."""
+    import importlib
+    import os
+
+    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"${PLUGINS_ENV}: cannot import plugin {name!r} ({exc})") from exc
+    return names
+
+
+# Per-process caches: a pool or Dask worker loads the dataset and builds the evaluator once.
+_DATASETS: dict[tuple, Any] = {}
+_EVALUATORS: dict[tuple, Any] = {}
+
+
+def load_dataset(config: SweepConfig) -> Any:
+    key = (config.dataset, config.data_root, config.download)
+    if key not in _DATASETS:
+        from genmodels.data import load_dataset as load
+
+        _DATASETS[key] = load(config.dataset, root=config.data_root, download=config.download)
+    return _DATASETS[key]
+
+
+def evaluator(config: SweepConfig, features: FeatureOutcome) -> Any:
+    from bench.metrics import EvalSettings, QualityEvaluator, make_feature_fn
+
+    # Keyed by the net's identity in its info (its cache key), not id(): a pool or Dask task gets
+    # a fresh unpickled copy of the same net each time.
+    key = (config.dataset, config.data_root, json.dumps(config.eval, sort_keys=True),
+           features.info.get("key") or json.dumps(features.info, sort_keys=True, default=str))
+    if key not in _EVALUATORS:
+        dataset = load_dataset(config)
+        # The floor compares real images that are not test images (the training split) with
+        # the test set, at the cells' n_samples.
+        _EVALUATORS[key] = QualityEvaluator(make_feature_fn(features.net), dataset.test_x,
+                                            EvalSettings(**config.eval), floor_x=dataset.train_x)
+    return _EVALUATORS[key]
+
+
+def feature_task(config: SweepConfig) -> FeatureOutcome:
+    """The dataset's feature net (shipped, or trained when config.features = "retrain" or none
+    is shipped); the real-vs-real floors with it."""
+    try:
+        from genmodels.yardstick import load_feature_net
+
+        net, info = load_feature_net(load_dataset(config), config.features, seed=0,
+                                     progress=False)
+        outcome = FeatureOutcome(net=net, info=dict(info))
+        quality = evaluator(config, outcome)
+        outcome.floors, outcome.floors_spread = quality.floor(), quality.floor_spread()
+        outcome.floor_method = quality.floor_method()
+        return outcome
+    except Exception as exc:  # noqa: BLE001 - becomes the reason of every cell's failure
+        return FeatureOutcome(error=one_line(exc))
+
+
+def train_task(config: SweepConfig, key: tuple[str, str, int]) -> TrainOutcome:
+    """Train (or load) one baseline; divergence and every other error become `error`."""
+    _, family, seed = key
+    try:
+        from genmodels.train import train_model
+
+        trained = train_model(family, load_dataset(config), train_config(config, family), seed,
+                              progress=False)
+        return TrainOutcome(key, trained.model.eval(), dict(trained.info))
+    except Exception as exc:  # noqa: BLE001
+        return TrainOutcome(key, error=one_line(exc))
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise CellTimeout after `seconds` (SIGALRM; main thread only, elsewhere not enforced:
+    a thread cannot be interrupted safely, e.g. Dask's in-process workers)."""
+    usable = seconds > 0 and threading.current_thread() is threading.main_thread() \
+        and hasattr(signal, "setitimer")
+    if not usable:
+        yield
+        return
+
+    fired = False
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        nonlocal fired
+        fired = True
+        raise CellTimeout(f"timeout after {seconds:g} s")
+
+    # Why the interval and the flag: an exception raised while Python runs a finalizer
+    # (__del__, a weakref callback during garbage collection) is printed and dropped, so one
+    # alarm can be lost; the timer keeps firing until the block ends, and a block that ends
+    # normally after an alarm still fails.
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds, max(seconds, 0.05))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if fired:
+        raise CellTimeout(f"timeout after {seconds:g} s")
+
+
+def resolved_devices(config: SweepConfig) -> list[str]:
+    """`auto` = cpu and cuda; cuda then yields `skipped` rows when absent (never omitted)."""
+    return list(dict.fromkeys(d for dev in config.devices
+                              for d in (("cpu", "cuda") if dev == "auto" else (dev,))))
+
+
+def quality_device(config: SweepConfig) -> str:
+    if config.quality_device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.quality_device
+
+
+def settings_columns(settings: dict[str, Any]) -> dict[str, Any]:
+    """Split merged method settings into the schema's setting columns and settings_json."""
+    row = {k: settings[k] for k in SETTING_COLUMNS if k in settings}
+    rest = {k: v for k, v in settings.items() if k not in SETTING_COLUMNS and k != "method"}
+    row["settings_json"] = json.dumps(rest, sort_keys=True, default=str) if rest else ""
+    return row
+
+
+def run_cell(config: SweepConfig, cell: Cell, trained: TrainOutcome,
+             features: FeatureOutcome) -> CellOutcome:
+    """Measure one cell; any exception (NaN, divergence, OOM, timeout) is a failed record."""
+    from bench.cell.measure import measure_cell
+    from bench.results.environment import provenance
+
+    started = time.time()
+    row: dict[str, Any] = {"cell_id": cell.cell_id, "dataset": cell.dataset,
+                           "family": cell.family, "method": cell.method, "seed": cell.seed}
+    record: dict[str, Any] = {"cell_id": cell.cell_id, "cell": cell.to_dict(),
+                              "latency": [], "latency_samples": [],
+                              "provenance": provenance()}
+    samples = None
+    try:
+        with time_limit(config.timeout_s):
+            configs = _method_configs(cell, row)
+            code = record["provenance"]["code_fingerprint"]
+            if cell.code and cell.code != code:
+                # Its id names the client's code; numbers of other code must not carry it.
+                raise RuntimeError(f"this worker's code (fingerprint {code[:12]}) differs from "
+                                   f"the code that made the cell id ({cell.code[:12]}): the "
+                                   "source changed during the run, or the worker has another "
+                                   "install; rerun with the same code everywhere")
+            if trained.error:
+                raise RuntimeError(f"baseline training failed: {trained.error}")
+            if features.error:
+                raise RuntimeError(f"feature network failed: {features.error}")
+            measured = measure_cell(config, cell, configs, trained.model,
+                                    evaluator(config, features))
+        row.update(measured.row)
+        record["latency"], record["latency_samples"] = measured.latency, measured.latency_samples
+        samples = measured.samples
+        row.update(status=STATUS_OK, error="")
+    except (Exception, CellTimeout) as exc:  # noqa: BLE001 - the sweep goes on, reason recorded
+        row.update({k: None for k in QUALITY_COLUMNS})
+        row.update(status=STATUS_FAILED, error=one_line(exc))
+        record["latency"], record["latency_samples"], samples = [], [], None
+    record.update(result=row, seconds=time.time() - started, train_info=trained.info,
+                  feature_net=feature_summary(features.info), floors=features.floors,
+                  floors_spread=features.floors_spread, floor_method=features.floor_method)
+    return CellOutcome(record, samples)
+
+
+def feature_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """The run.json `feature_net` block: which net, how well it classifies, its feature size."""
+    return {"id": info.get("feature_net_id"), "test_accuracy": info.get("test_accuracy"),
+            "feature_dim": info.get("feature_dim")}
+
+
+def _method_configs(cell: Cell, row: dict[str, Any]) -> list[Any]:
+    from compression.api import config_from_dict
+
+    configs = [config_from_dict(dict(step)) for step in cell.steps]
+    # The merged columns are for display (a later step overwrites an earlier one's lr);
+    # pipeline_json keeps every step and is what readers key cells on.
+    merged: dict[str, Any] = {}
+    for cfg in configs:
+        merged.update(cfg.settings())
+    row.update(settings_columns(merged))
+    row["pipeline_json"] = pipeline_json(configs)
+    return configs
+
+
+def file_bytes(save: Any, obj: Any) -> int:
+    """Bytes of the file `save(obj, path)` really writes (a temp dir, deleted afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="genbench-size-") as tmp:
+        path = Path(tmp) / "model.safetensors"
+        save(obj, path)
+        return path.stat().st_size
+
+
+def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    # GenerativeModel.device also answers for a model left with no nn.Parameter (torch.ao int8).
+    first = next(model.parameters(), None)
+    current = getattr(model, "device", first.device if first is not None else torch.device("cpu"))
+    return model if current.type == device else copy.deepcopy(model).to(device)
+

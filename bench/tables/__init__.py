@@ -1,0 +1,1 @@
+"""Paper-style tables: building, columns, marks, legend, Markdown and LaTeX rendering."""
