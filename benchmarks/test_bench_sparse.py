@@ -9,6 +9,8 @@ csr_over_dense (< 1: CSR is faster). Indicative only on a loaded machine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ from torch import nn
 from compression.api import compress
 from compression.pruning import MagnitudePruneConfig
 from compression.runtimes import RuntimeContext, get_runtime
-from compression.runtimes.sparse_layers import CSRLinear, quiet_csr_beta
+from compression.runtimes.sparse_layers import CSRLinear
 from compression.semistructured import gemm_view
 from genmodels.models import MODELS
 
@@ -48,46 +50,62 @@ def pruned_linear(out: int, inp: int, sparsity: float, seed: int = 0) -> nn.Line
     return layer
 
 
-def linear_case(out: int, inp: int, sparsity: float, batch: int) -> dict[str, float]:
-    dense = pruned_linear(out, inp, sparsity)
-    csr = CSRLinear(dense)
-    x = torch.randn(batch, inp)
-    with torch.inference_mode():
-        t_dense, t_csr = paired_medians(lambda: dense(x), lambda: csr(x))
+Case = tuple[dict[str, float], Callable[[], torch.Tensor]]  # (figures, the sparse call)
+
+
+def _figures(t_dense: float, t_csr: float) -> dict[str, float]:
     return {"dense_us": t_dense * 1e6, "csr_us": t_csr * 1e6, "csr_over_dense": t_csr / t_dense}
 
 
-def convt_case(sparsity: float, batch: int) -> dict[str, float]:
-    """GAN up1 (ConvT 64 -> 32, k4 s2 p1, 7x7 -> 14x14): dense conv_transpose2d vs CSR GEMM
-    (gemm_view(W) as CSR @ x) + col2im (F.fold), the only sparse conv route torch offers on CPU."""
+def linear_case(out: int, inp: int, sparsity: float, batch: int) -> Case:
+    dense = pruned_linear(out, inp, sparsity)
+    csr = CSRLinear(dense)
+    x = torch.randn(batch, inp)
+
+    def sparse() -> torch.Tensor:
+        return csr(x)
+
+    with torch.inference_mode():
+        t_dense, t_csr = paired_medians(lambda: dense(x), sparse)
+    return _figures(t_dense, t_csr), sparse
+
+
+def convt_case(sparsity: float, batch: int) -> Case:
+    """GAN up1 (ConvT 64 -> 32, k4 s2 p1, 7x7 -> 14x14): dense conv_transpose2d vs the CSR GEMM
+    of the runtime (CSRLinear of gemm_view(W), (512, 64)) + col2im (F.fold), the only sparse
+    conv route torch offers on CPU."""
     torch.manual_seed(0)
     convt = nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1, bias=False)
     with torch.no_grad():
         convt.weight.mul_(torch.rand_like(convt.weight) >= sparsity)
-    with quiet_csr_beta():
-        w_csr = gemm_view(convt, convt.weight.detach()).contiguous().to_sparse_csr()  # (512, 64)
+    gemm = nn.Linear(64, 512, bias=False)
+    gemm.weight.data = gemm_view(convt, convt.weight.detach()).contiguous()
+    csr = CSRLinear(gemm)
     x = torch.randn(batch, 64, 7, 7)
 
     def sparse() -> torch.Tensor:
         flat = x.permute(1, 0, 2, 3).reshape(64, -1)  # (Cin, B*49): one GEMM for the batch
-        cols = (w_csr @ flat).view(512, batch, 49).permute(1, 0, 2)  # (B, Cout*kH*kW, 49)
-        return F.fold(cols, (14, 14), 4, stride=2, padding=1)
+        cols = csr.matmul_t(flat).view(512, batch, 49).transpose(0, 1)  # (B, Cout*kH*kW, 49)
+        return F.fold(cols.contiguous(), (14, 14), 4, stride=2, padding=1)
 
     with torch.inference_mode():
         assert torch.allclose(sparse(), convt(x), atol=1e-4)
         t_dense, t_csr = paired_medians(lambda: convt(x), sparse)
-    return {"dense_us": t_dense * 1e6, "csr_us": t_csr * 1e6, "csr_over_dense": t_csr / t_dense}
+    return _figures(t_dense, t_csr), sparse
 
 
-def model_case(family: str, sparsity: float, batch: int) -> dict[str, float]:
+def model_case(family: str, sparsity: float, batch: int) -> Case:
     """A default-size model pruned per layer to `sparsity`: eager (masked) vs the sparse runtime."""
     torch.manual_seed(0)
     cm = compress(MODELS[family]().eval(), MagnitudePruneConfig(sparsity=sparsity, scope="layer"))
     deployed = get_runtime("sparse").deploy(cm, "cpu", RuntimeContext()).model
     z = cm.model.latent(batch, torch.Generator().manual_seed(0))
+    def sparse() -> torch.Tensor:
+        return deployed(z)
+
     with torch.inference_mode():
-        t_dense, t_csr = paired_medians(lambda: cm.model(z), lambda: deployed(z))
-    return {"dense_us": t_dense * 1e6, "csr_us": t_csr * 1e6, "csr_over_dense": t_csr / t_dense}
+        t_dense, t_csr = paired_medians(lambda: cm.model(z), sparse)
+    return _figures(t_dense, t_csr), sparse
 
 
 @pytest.fixture(autouse=True)
@@ -100,26 +118,30 @@ def _one_thread() -> None:
 @pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_linear_dense_vs_csr(benchmark, shape, sparsity: float, batch: int) -> None:
     benchmark.group = f"sparse-linear-{shape[0]}x{shape[1]}-batch{batch}"
-    benchmark.extra_info.update(linear_case(*shape, sparsity, batch))
-    csr, x = CSRLinear(pruned_linear(*shape, sparsity)), torch.randn(batch, shape[1])
+    figures, sparse = linear_case(*shape, sparsity, batch)
+    benchmark.extra_info.update(figures)
     with torch.inference_mode():
-        benchmark(csr, x)
+        benchmark(sparse)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 def test_convt_dense_vs_im2col_csr(benchmark, sparsity: float, batch: int) -> None:
     benchmark.group = f"sparse-convt-batch{batch}"
-    benchmark.extra_info.update(convt_case(sparsity, batch))
-    benchmark(lambda: None)
+    figures, sparse = convt_case(sparsity, batch)
+    benchmark.extra_info.update(figures)
+    with torch.inference_mode():
+        benchmark(sparse)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_model_eager_vs_sparse_runtime(benchmark, family: str, batch: int) -> None:
     benchmark.group = f"sparse-model-{family}-batch{batch}"
-    benchmark.extra_info.update(model_case(family, 0.95, batch))
-    benchmark(lambda: None)
+    figures, sparse = model_case(family, 0.95, batch)
+    benchmark.extra_info.update(figures)
+    with torch.inference_mode():
+        benchmark(sparse)
 
 
 def main() -> None:
@@ -132,7 +154,7 @@ def main() -> None:
     rows += [(f"model {f} (per-layer pruned), sparse runtime", 0.95, b,
               lambda f=f, b=b: model_case(f, 0.95, b)) for f in FAMILIES for b in BATCHES]
     for name, sparsity, batch, case in rows:
-        r = case()
+        r, _ = case()
         print(f"| {name} | {sparsity:.2f} | {batch} | {r['dense_us']:.1f} | {r['csr_us']:.1f} "
               f"| {r['csr_over_dense']:.2f} |", flush=True)
 

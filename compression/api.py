@@ -25,7 +25,7 @@ class MethodConfig:
     """Base of every method config. Subclasses are frozen dataclasses validated in __post_init__.
 
     `method` is the registry name (results column `method`). `settings()` maps the config to the
-    results' setting columns (bench.schema.SETTING_COLUMNS); keys not in that list go to the
+    results' setting columns (bench.results.schema.SETTING_COLUMNS); keys not in that list go to the
     `settings_json` column.
     """
 
@@ -33,6 +33,14 @@ class MethodConfig:
 
     def settings(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def check_applicable(self, model: GenerativeModel) -> None:
+        """Raise MethodNotApplicable when this method cannot apply to `model`'s family (e.g.
+        sampling steps of a GAN). Every method applies to every family unless it overrides this."""
+
+
+class MethodNotApplicable(ValueError):
+    """A method asked of a family it does not apply to; the message names both."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ def compress(
     spec = _BY_CONFIG.get(type(config))
     if spec is None:
         raise KeyError(f"no handler for {type(config).__name__}; registered: {sorted(METHODS)}")
+    config.check_applicable(as_compressed(model).model)
     cm = copy.deepcopy(as_compressed(model))
     out = spec.handler(cm, config, ctx or CompressionContext())
     out.steps = (*cm.steps, config)

@@ -72,6 +72,33 @@ def _rvae_groups(model: GenerativeModel) -> list[ChannelGroup]:
     ]
 
 
+# ddpm: the hidden channels of every residual block (conv1 -> GroupNorm norm2 -> conv2, plus the
+# time-embedding projection that adds into them), removed by whole GroupNorm groups (block =
+# channels per group), so the statistics of the kept groups are unchanged. The residual streams
+# and the skip concatenations stay whole: pruning them would need every writer of a stream and
+# the concat consumers' channel offsets in one group.
+DDPM_BLOCKS = ("down0", "down1", "mid", "up1", "up0")
+
+
+@register(CHANNEL_GROUPS, "ddpm")
+def _ddpm_groups(model: GenerativeModel) -> list[ChannelGroup]:
+    groups = []
+    for name in DDPM_BLOCKS:
+        path = f"unet.{name}"
+        norm = model.get_submodule(f"{path}.norm2")
+        per_group = norm.num_channels // norm.num_groups
+        groups.append(
+            ChannelGroup(
+                f"{path}.conv1",
+                per_group,
+                also_produce=(f"{path}.temb",),
+                norms=(f"{path}.norm2",),
+                consumers=((f"{path}.conv2", per_group),),
+            )
+        )
+    return groups
+
+
 # ----------------------------------------------------------------------------- maths
 def channel_blocks(idx: torch.Tensor, block: int) -> torch.Tensor:
     """Channel indices -> flat indices of channel-major blocks: c -> c*block + [0, block)."""

@@ -38,10 +38,13 @@ def distillation_loss(
     alpha_latent: float,
 ) -> torch.Tensor:
     """alpha_output * ||S(z) - T(z)||^2 on shared z (GAN Compression, arXiv:2003.08936)
-    + for VAEs alpha_latent * (||mu_S(x) - mu_T(x)||^2 + ||logvar_S(x) - logvar_T(x)||^2)."""
+    + for VAEs alpha_latent * (||mu_S(x) - mu_T(x)||^2 + ||logvar_S(x) - logvar_T(x)||^2).
+    S(z), T(z) are the models' `matching_output(z, x)`: forward(z), except for ddpm, where it is
+    the noise prediction at a noise level drawn from z (output-level KD as in BK-SDM,
+    arXiv:2305.15798), since backpropagating through every DDIM step costs 50 forwards."""
     with torch.no_grad():
-        target = teacher(z)
-    loss = alpha_output * summed_squared_error(student(z), target)
+        target = teacher.matching_output(z, x)
+    loss = alpha_output * summed_squared_error(student.matching_output(z, x), target)
     if student.is_vae and alpha_latent != 0:
         with torch.no_grad():
             mu_t, logvar_t = teacher.encode(x)
@@ -60,7 +63,7 @@ def output_drift(student: nn.Module, teacher: nn.Module, z: torch.Tensor) -> flo
 
 @dataclass(frozen=True)
 class DistillConfig(MethodConfig):
-    """Train a student type(teacher)(width=width) for `steps` Adam steps on
+    """Train a student type(teacher)(width=teacher.width*width) for `steps` Adam steps on
     alpha_output*output matching + alpha_latent*posterior matching + alpha_task*own loss
     (GAN: adversarial loss against the teacher's frozen discriminator; VAE/RVAE: -ELBO)."""
 
@@ -87,12 +90,13 @@ class DistillConfig(MethodConfig):
 
 
 def make_student(teacher: GenerativeModel, width: float, seed: int) -> GenerativeModel:
-    """Same family and constructor arguments at `width`, initialised from `seed` on a forked
-    RNG (the caller's global RNG is neither read nor advanced). A GAN student gets a frozen copy
-    of the teacher's discriminator (its adversarial loss is against it)."""
+    """Same family and constructor arguments at `width` times the teacher's width (a student
+    0.5 of a width-2 teacher is built at width 1), initialised from `seed` on a forked RNG (the
+    caller's global RNG is neither read nor advanced). A GAN student gets a frozen copy of the
+    teacher's discriminator (its adversarial loss is against it)."""
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)  # the CPU RNG only: init runs on the CPU
-        student = type(teacher)(**{**teacher.init_kwargs(), "width": width})
+        student = type(teacher)(**{**teacher.init_kwargs(), "width": teacher.width * width})
     student = student.to(teacher.device)
     if isinstance(getattr(teacher, "discriminator", None), nn.Module):
         student.discriminator = copy.deepcopy(teacher.discriminator).eval()

@@ -37,6 +37,15 @@ def _param(tensor: torch.Tensor, like: nn.Parameter) -> nn.Parameter:
 
 def _slice_out(module: nn.Module, idx: torch.Tensor, block: int) -> None:
     rows = channel_blocks(idx, block)
+    if isinstance(module, nn.GroupNorm):  # whole groups only (block = channels per group)
+        per_group = module.num_channels // module.num_groups
+        if block % per_group:
+            raise ValueError(f"pruning blocks of {block} channels split GroupNorm groups of "
+                             f"{per_group}; describe the group with block = channels per group")
+        module.weight = _param(module.weight[rows], module.weight)
+        module.bias = _param(module.bias[rows], module.bias)
+        module.num_channels, module.num_groups = rows.numel(), rows.numel() // per_group
+        return
     if isinstance(module, NORM_LAYERS):
         for name in ("weight", "bias"):
             setattr(module, name, _param(getattr(module, name)[rows], getattr(module, name)))

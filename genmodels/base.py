@@ -22,6 +22,9 @@ class GenerativeModel(nn.Module):
       * `finetune_loss(x, generator)`: scalar loss of the family's own objective for the
         deployable parameters (GAN: non-saturating generator loss against its own, frozen,
         discriminator; VAE/RVAE: negative ELBO in nats per image, batch mean).
+      * `matching_output(z, x)`: what distillation matches between a student and its teacher on
+        shared (z, x): forward(z), except where one differentiable forward is too costly
+        (ddpm: the UNet's noise prediction at one noise level drawn from z, not 50 DDIM steps).
       * `init_kwargs()`: constructor kwargs, so `type(m)(**{**m.init_kwargs(), "width": 0.5})`
         builds a student of the same family.
     VAEs (`is_vae = True`) add `encode`, `decode`, `log_weights`, `elbo`, `recon_bce`.
@@ -57,3 +60,7 @@ class GenerativeModel(nn.Module):
 
     def finetune_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def matching_output(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The output distillation matches on shared (z, x); forward(z) unless overridden."""
+        return self.forward(z)

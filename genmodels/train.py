@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ import torch
 
 from genmodels.base import GenerativeModel
 from genmodels.cache import CorruptCacheError, cache_dir, config_hash, load_tensors, save_tensors
+from genmodels.curve_fid import CURVE_FID_POINTS, CURVE_FID_SAMPLES, epoch_fid_for
 from genmodels.data import Dataset
 from genmodels.determinism import deterministic_scope
 from genmodels.fit import DIVERGENCE_FACTOR, TrainingDiverged, fit  # noqa: F401 - public here
 from genmodels.models import MODELS, build_model
 from genmodels.recipes import DEFAULT_TRAIN, SMOKE_TRAIN  # noqa: F401 - public here
-from genmodels.train_config import TrainConfig
+from genmodels.train_config import TrainConfig, key_fields
 
 # Bump whenever a change here or in the models alters what a given config trains to.
 # v2: deterministic_scope (1 thread, deterministic algorithms); v3: issue 13 recipes (SN-GAN with
@@ -44,7 +46,7 @@ def checkpoint_key(
             "width": float(width),
             "dataset": dataset.name,
             "data": dataset.fingerprint,
-            "config": asdict(config),
+            "config": key_fields(config),
             "seed": int(seed),
             "code": CODE_VERSION,
         }
@@ -65,8 +67,11 @@ def train_model(
     width: float = 1.0,
     device: str = "cpu",
     progress: bool = True,
+    curve_fid: bool = True,
 ) -> TrainedModel:
-    """Train `MODELS[family]` on dataset.train_x, or load its cached checkpoint."""
+    """Train `MODELS[family]` on dataset.train_x, or load its cached checkpoint. curve_fid: score
+    the FID-proxy into the training curve (genmodels.curve_fid; needs a shipped feature net,
+    leaves the weights unchanged)."""
     if family not in MODELS:
         raise ValueError(f"unknown model family {family!r}; allowed: {', '.join(sorted(MODELS))}")
     key = checkpoint_key(family, dataset, config, seed, width)
@@ -96,6 +101,7 @@ def train_model(
                     "key": key,
                     "train_seconds": meta.get("seconds"),
                     "curve": meta.get("curve", []),
+                    **_fid_samples(meta.get("curve", [])),
                 },
             )
         except (CorruptCacheError, RuntimeError, KeyError):
@@ -105,7 +111,9 @@ def train_model(
     # checkpoint must not depend on the process that trained it); grads on even if the caller
     # runs under torch.no_grad().
     with deterministic_scope(seed, device), torch.enable_grad():
-        final_loss, curve = fit(model, dataset.train_x, config, seed, device, progress)
+        points = getattr(model, "curve_fid_points", CURVE_FID_POINTS)  # a class attribute
+        hooks = functools.partial(epoch_fid_for, dataset, points=points) if curve_fid else None
+        final_loss, curve = fit(model, dataset.train_x, config, seed, device, progress, hooks)
     seconds = time.perf_counter() - start
     global TRAININGS_RUN
     TRAININGS_RUN += 1
@@ -115,6 +123,7 @@ def train_model(
         {"family": family, "final_loss": final_loss, "seconds": seconds, "key": key,
          "curve": curve},
     )
+    extra = _fid_samples(curve)
     return TrainedModel(
         model.eval(),
         {
@@ -124,5 +133,11 @@ def train_model(
             "final_loss": final_loss,
             "key": key,
             "curve": curve,
+            **extra,
         },
     )
+
+
+def _fid_samples(curve: list[dict[str, float]]) -> dict[str, int]:
+    """{"curve_fid_samples": n} when the curve holds a FID-proxy (n samples per point), else {}."""
+    return {"curve_fid_samples": CURVE_FID_SAMPLES} if any("fid_proxy" in p for p in curve) else {}

@@ -10,13 +10,18 @@ from compression.quantization import storage
 
 def packed_bytes(cm: Any) -> int:
     """Bytes of the deployed weights as stored: packed codes (+ scales) of every quantized tensor,
-    element bytes of every other parameter and buffer of deployable() (fp32). Zeros of masked
-    pruning are stored dense (no sparse format), as in the saved file."""
+    N:M-pruned fp32 weights (prune_nm) in the N:M format (kept values + ceil(log2 M)-bit
+    positions, compression.sparse_accounting), element bytes of every other parameter and buffer
+    of deployable() (fp32). Zeros of unstructured masked pruning are stored dense (no sparse
+    format), as in the saved file."""
     from compression.quantization.storage import deployable_state
+    from compression.sparse_accounting import nm_packed_bytes
 
     state = deployable_state(cm.model)  # keyed like cm.quantized
-    plain = sum(t.numel() * t.element_size() for k, t in state.items() if k not in cm.quantized)
-    return plain + sum(int(q.packed_bytes()) for q in cm.quantized.values())
+    nm = nm_packed_bytes(cm)  # never holds a quantized tensor
+    plain = sum(t.numel() * t.element_size() for k, t in state.items()
+                if k not in cm.quantized and k not in nm)
+    return plain + sum(nm.values()) + sum(int(q.packed_bytes()) for q in cm.quantized.values())
 
 
 def size_columns(cm: Any, baseline: Any) -> dict[str, Any]:

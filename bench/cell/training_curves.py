@@ -4,7 +4,11 @@ Each file is {"family": str, "seed": int, "curve": [{"epoch": int, "loss": float
 one entry per epoch from the checkpoint's metadata (genmodels.train `info["curve"]`): GAN
 "loss" (generator, non-saturating) and "d_loss"; VAE/RVAE "loss" (the training surrogate
 -ELBO with KL weight beta and free bits), "recon" (-log p(x|z), nats/image), "kl" (nats/image)
-and "beta". A checkpoint trained before curves existed has none: no file is written for it.
+and "beta". Every family also has "fid_proxy" on the scored epochs (every k-th and the last,
+at most genmodels.curve_fid.CURVE_FID_POINTS), and the file then states "fid_proxy_samples",
+the number of samples per point (a fixed latent batch; fewer than the cells' evaluation, so the
+curve is a trend, biased upwards). A checkpoint trained before curves existed has none: no file
+is written for it; one trained before the FID-proxy curve has the losses only.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ def write_training_curve(root: str | Path, record: dict[str, Any]) -> Path | Non
     if not curve or result.get("family") is None or result.get("seed") is None:
         return None
     payload = {"family": str(result["family"]), "seed": int(result["seed"]), "curve": curve}
+    samples = (record.get("train_info") or {}).get("curve_fid_samples")
+    if samples is not None:
+        payload["fid_proxy_samples"] = int(samples)
     text = json.dumps(payload, indent=1, sort_keys=True, allow_nan=False)
     path = curve_path(root, payload["family"], payload["seed"])
     if path.is_file() and path.read_text() == text:

@@ -29,11 +29,14 @@ from bench.results.annotations import speedup_noise_band
 from bench.results.environment import machine_of
 from bench.results.loading import KEY_COLUMNS, ResultsDir, cell_label, seed_summary
 
-LATENCY_GROUP = KEY_COLUMNS + ["device", "batch_size"]
+# A row's identity in a comparison: the cell key and the runtime that ran it (results of code
+# before runtimes load as "eager", so they match the eager rows of newer runs).
+RUNTIME_KEY = KEY_COLUMNS + ["runtime"]
+LATENCY_GROUP = RUNTIME_KEY + ["device", "batch_size"]
 
 
 def _label(key: tuple) -> str:
-    return cell_label(dict(zip(KEY_COLUMNS, key, strict=True)))
+    return cell_label(dict(zip(RUNTIME_KEY, key, strict=True)))
 
 
 def shown(seeds: set) -> str:
@@ -43,8 +46,10 @@ def shown(seeds: set) -> str:
 
 def _common_seed_rows(baseline: ResultsDir, current: ResultsDir,
                       report: CompareReport) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ok rows of the seeds both runs have (all seeds when they share none), noted."""
-    base, cur = baseline.ok(), current.ok()
+    """Ok rows (every runtime's) of the seeds both runs have (all seeds when they share none),
+    noted."""
+    base, cur = (run.results_all[run.results_all["status"] == schema.STATUS_OK]
+                 for run in (baseline, current))
     base_seeds, cur_seeds = set(base["seed"]), set(cur["seed"])
     common = base_seeds & cur_seeds
     if base_seeds != cur_seeds:
@@ -62,15 +67,15 @@ def _ci_known(rows: pd.DataFrame) -> pd.DataFrame:
     """Per cell key and interval metric: every seed has a finite `<metric>_ci_low`."""
     columns = [m + "_ci_low" for m in RESULT_METRICS if m in schema.INTERVAL_METRICS]
     known = rows[columns].apply(pd.to_numeric, errors="coerce").notna()
-    return known.groupby([rows[k] for k in KEY_COLUMNS], sort=False).all()
+    return known.groupby([rows[k] for k in RUNTIME_KEY], sort=False).all()
 
 
 def _quality(base_rows: pd.DataFrame, cur_rows: pd.DataFrame, limits: dict[str, float],
              tols: dict[str, float], spreads: dict[str, float]) -> list[Comparison]:
     """Results metrics per cell key over seeds: intervals, else seed noise, else the floor's
     spread, else threshold alone (see Comparison.rule)."""
-    base = seed_summary(base_rows, RESULT_METRICS).set_index(KEY_COLUMNS)
-    cur = seed_summary(cur_rows, RESULT_METRICS).set_index(KEY_COLUMNS)
+    base = seed_summary(base_rows, RESULT_METRICS, RUNTIME_KEY).set_index(RUNTIME_KEY)
+    cur = seed_summary(cur_rows, RESULT_METRICS, RUNTIME_KEY).set_index(RUNTIME_KEY)
     # Plain dicts: label lookups in a loop over every key and metric are slow in pandas.
     base_ci, cur_ci = _ci_known(base_rows).to_dict("index"), _ci_known(cur_rows).to_dict("index")
     keys = base.index.intersection(cur.index, sort=False)
@@ -146,7 +151,7 @@ def _band(baseline: ResultsDir, current: ResultsDir, family: str, device: str) -
 
 def _raw(run: ResultsDir, rows: pd.DataFrame) -> dict[tuple, np.ndarray]:
     """Raw seconds per call pooled over the compared seeds per (KEY..., device, batch_size)."""
-    merged = run.samples.merge(rows[KEY_COLUMNS + ["seed", "cell_id"]], on="cell_id")
+    merged = run.samples_all.merge(_cell_keys(rows), on="cell_id")
     return {key: g["seconds_per_call"].to_numpy(float)
             for key, g in merged.groupby(LATENCY_GROUP, sort=False)}
 
@@ -160,13 +165,20 @@ def _append(out: list[Comparison], label: str, device: str, batch: int,
                           noise=noise, ratio_ci=ci))
 
 
+def _cell_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    """KEY_COLUMNS, seed and cell_id of each cell's eager row: what a latency row (keyed by
+    cell_id and its own runtime) joins to, once per cell."""
+    eager = rows[rows["runtime"] == schema.RUNTIME_EAGER]
+    return eager[KEY_COLUMNS + ["seed", "cell_id"]].drop_duplicates("cell_id")
+
+
 def judge_latency(baseline: ResultsDir, current: ResultsDir, base_rows: pd.DataFrame,
                   cur_rows: pd.DataFrame, limits: dict[str, float], alpha: float,
                   report: CompareReport) -> list[Comparison]:
     """Latency rows of one machine: unstable rows listed, compressed cells judged on their
     speedup (latency and throughput follow it), baselines' raw drift noted, memory by seeds."""
-    sides = [run.latency[run.latency["status"].isin(MEASURED)].merge(
-        rows[KEY_COLUMNS + ["seed", "cell_id"]], on="cell_id")
+    sides = [run.latency_all[run.latency_all["status"].isin(MEASURED)].merge(
+        _cell_keys(rows), on="cell_id")
         for run, rows in ((baseline, base_rows), (current, cur_rows))]
     raw_b, raw_c = _raw(baseline, base_rows), _raw(current, cur_rows)
     current_groups = dict(iter(sides[1].groupby(LATENCY_GROUP, sort=False)))
@@ -177,7 +189,7 @@ def judge_latency(baseline: ResultsDir, current: ResultsDir, base_rows: pd.DataF
             continue
         gc = current_groups[group_key]
         *key, device, batch = group_key
-        label, batch = cell_label(dict(zip(KEY_COLUMNS, key, strict=True))), int(batch)
+        label, batch = _label(tuple(key)), int(batch)
         shaky = [side for side, g in (("baseline", gb), ("current", gc))
                  if (g["status"] == schema.STATUS_UNSTABLE).any()]
         if shaky:
@@ -193,7 +205,7 @@ def judge_latency(baseline: ResultsDir, current: ResultsDir, base_rows: pd.DataF
 
         add = functools.partial(_append, out, label, device, batch, mean, limits)
 
-        if key[2] == "baseline":  # method column: the reference of every speedup
+        if key[2] == "baseline" and key[-1] == schema.RUNTIME_EAGER:  # every speedup's ref
             drift.append(mean["latency_p50_ms"][1] / mean["latency_p50_ms"][0])
         elif not any(math.isnan(v) for v in mean["speedup"]):
             band = _band(baseline, current, key[1], device)
@@ -220,17 +232,17 @@ def judge_latency(baseline: ResultsDir, current: ResultsDir, base_rows: pd.DataF
 def compare_runs(baseline: ResultsDir, current: ResultsDir,
                  thresholds: dict[str, float] | None = None, alpha: float = DEFAULT_ALPHA,
                  abs_tols: dict[str, float] | None = None) -> CompareReport:
-    """Match cells by KEY_COLUMNS over the common seeds and judge every metric in DIRECTIONS;
-    machine-bound metrics only when both runs have the same machine id."""
+    """Match cells by KEY_COLUMNS and runtime over the common seeds and judge every metric in
+    DIRECTIONS; machine-bound metrics only when both runs have the same machine id."""
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     tols = {**ABS_TOLERANCES, **(abs_tols or {})}
     report = CompareReport()
-    base_keys = set(baseline.results[KEY_COLUMNS].itertuples(index=False, name=None))
-    cur_keys = set(current.results[KEY_COLUMNS].itertuples(index=False, name=None))
+    base_keys = set(baseline.results_all[RUNTIME_KEY].itertuples(index=False, name=None))
+    cur_keys = set(current.results_all[RUNTIME_KEY].itertuples(index=False, name=None))
     report.only_baseline = sorted(_label(k) for k in base_keys - cur_keys)
     report.only_current = sorted(_label(k) for k in cur_keys - base_keys)
-    status = baseline.results.merge(current.results, on=KEY_COLUMNS + ["seed"],
-                                    suffixes=("_base", "_cur"))
+    status = baseline.results_all.merge(current.results_all, on=RUNTIME_KEY + ["seed"],
+                                        suffixes=("_base", "_cur"))
     for _, row in status[status["status_base"] != status["status_cur"]].iterrows():
         report.status_changes.append({
             "cell": cell_label(row), "seed": str(row["seed"]), "baseline": row["status_base"],

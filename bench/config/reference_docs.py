@@ -96,6 +96,7 @@ def shipped_methods() -> dict:
 
 def config_reference() -> str:
     """Every TOML table and key, with types, defaults, derived defaults and meaning."""
+    from bench.config.baselines import FamilyModel
     from bench.config.derive import DERIVED, EVAL
     from bench.config.steps import train_base
     from bench.config.sweep import LatencySettings, SweepConfig
@@ -106,7 +107,8 @@ def config_reference() -> str:
         return {r.key: r.rule for r in DERIVED.get(section, ())}
 
     out = ["### Top level", ""]
-    out += field_table(SweepConfig, skip=("source", "eval", "latency", "families", "pipelines"))
+    out += field_table(SweepConfig, skip=("source", "eval", "latency", "families", "pipelines",
+                                          "pipeline_runtimes"))
     out += ["| `[eval]` | table | | sample sizes of the quality metrics, below |",
             "| `[latency]` | table | | latency and memory measurement, below |",
             "| `[families.X]` | table | required | one per model family (gan, vae, rvae), below |",
@@ -124,14 +126,19 @@ def config_reference() -> str:
             "An empty table keeps the budget of `train`; defaults shown are the `default` "
             f"budget's ({', '.join(budgets['default'])}).", ""]
     out += field_table(TrainConfig, defaults=defaults)
+    out += field_table(FamilyModel, defaults={"model": "the table's name"},
+                       method="families")[2:]  # model and width: rows of the same table
     out += ["", "### `[[sweep]]` and `[[pipeline]]`", "",
             "| table | key | meaning |", "|---|---|---|",
             "| `[[sweep]]` | `method` | a method name (below) |",
             "| `[[sweep]]` | `families` | the families it applies to (default: all) |",
+            "| `[[sweep]]` | `runtimes` | runtimes of its cells, instead of the top-level "
+            "list (eager always) |",
             "| `[[sweep]]` | any key of the method | a value or a list; lists expand by "
             "cartesian product |",
             "| `[[pipeline]]` | `steps` | `[{method = .., key = ..}, ..]`, applied in order |",
-            "| `[[pipeline]]` | `families` | the families it applies to (default: all) |"]
+            "| `[[pipeline]]` | `families` | the families it applies to (default: all) |",
+            "| `[[pipeline]]` | `runtimes` | as for `[[sweep]]` |"]
     out += ["", "### Methods", ""]
     methods = shipped_methods()
     for name in sorted(methods):

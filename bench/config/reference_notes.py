@@ -13,6 +13,10 @@ NOTES = {
     "devices": "latency devices: cpu, cuda, auto (cpu + cuda, cuda rows skipped without a GPU)",
     "quality_device": "where the quality metrics run (once per cell): cpu, cuda or auto",
     "batch_sizes": "latency batch sizes, each >= 1",
+    "runtimes": "runtimes each variant is deployed on and timed with (compression.runtimes: "
+                "eager, compiled, onnxruntime, onnxruntime_int8, openvino, sparse); `eager` is "
+                "always measured; rows per (cell, runtime, device, batch); adding one to a "
+                "finished run measures only its rows on resume (not part of cell ids)",
     "timeout_s": "seconds per cell; 0 disables the timeout (not part of cell ids)",
     "features": "feature net of FID-proxy/KID/P/R/D/C: `shipped` (frozen weights in "
                 "genmodels/assets) or `retrain` (train here)",
@@ -29,6 +33,11 @@ NOTES = {
     "lr": "learning rate (Adam)", "latent_dim": "latent dimension of the model",
     "beta1": "Adam beta1", "beta2": "Adam beta2",
     "model_kwargs": "family-specific constructor arguments, e.g. `{cell = \"lstm\"}`",
+    "families.model": "the registered model this table trains (gan, vae, rvae, ...); a table of "
+                      "another name is a further baseline of it, e.g. `[families.gan_w2]` with "
+                      "`model = \"gan\"`, `width = 2.0`",
+    "families.width": "channels and hidden units times this (> 0; 1 = the reference model); "
+                      "part of the checkpoint key and of cell ids",
     "max_attempts": "measurements of a row at most (see max_rel_iqr)",
     "wait_idle_timeout_s": "longest idle wait per measurement (`--wait-idle-timeout`)",
     "idle_busy_cores": "cores other processes may keep busy on an \"idle\" machine",

@@ -5,7 +5,9 @@ import dataclasses
 import itertools
 from typing import Any
 
+from bench.config.baselines import BASELINE_KEYS, check_family, train_overrides
 from bench.config.derive import derive
+from bench.config.runtimes import entry_runtimes
 from bench.config.validate import (
     Errors,
     as_list,
@@ -19,8 +21,8 @@ from bench.config.validate import (
 )
 
 # A pipeline's or sweep's own keys besides the method fields.
-PIPELINE_KEYS = ("steps", "families")
-SWEEP_KEYS = ("method", "families")
+PIPELINE_KEYS = ("steps", "families", "runtimes")
+SWEEP_KEYS = ("method", "families", "runtimes")
 
 
 def train_base(train: str) -> dict[str, Any]:
@@ -41,15 +43,21 @@ def families(err: Errors, table: dict, train: str) -> dict[str, dict[str, Any]]:
     base = train_base(train)
     out = {}
     for name, overrides in chosen.items():
-        if name not in MODELS or name not in base:
-            err(unknown("family", name, MODELS))
-            continue
         if not isinstance(overrides, dict):
             err(f"families.{name} must be a table of TrainConfig overrides")
             continue
-        cls = type(base[name])
-        build(err, cls, {**dataclasses.asdict(base[name]), **overrides}, f"[families.{name}]")
-        out[name] = canonical(cls, dict(overrides))
+        # model and width: which registered model, how wide (bench.config.baselines).
+        baseline = check_family(err, name, overrides, [m for m in MODELS if m in base])
+        if baseline is None:
+            continue
+        cls = type(base[baseline.model])
+        check_keys(err, overrides, [f.name for f in dataclasses.fields(cls)] + list(BASELINE_KEYS),
+                   f"[families.{name}]")
+        train = {k: v for k, v in train_overrides(overrides).items()
+                 if k in {f.name for f in dataclasses.fields(cls)}}
+        build(err, cls, {**dataclasses.asdict(base[baseline.model]), **train},
+              f"[families.{name}]")
+        out[name] = {**canonical(cls, train), **baseline.stored(name)}
     return out
 
 
@@ -119,7 +127,8 @@ def check_step(err: Errors, step: dict, where: str, combos: int = 1) -> dict[str
 
 
 def _entries(err: Errors, table: dict, key: str, families: dict):
-    """Yield (where, entry without `families`, chosen families) for each [[key]] table."""
+    """Yield (where, entry without `families` and `runtimes`, chosen families, its own
+    runtimes or None) for each [[key]] table."""
     entries = typed(err, table, key, (list, dict), [])  # [sweep] for [[sweep]]: a list of one
     for i, entry in enumerate(as_list(entries), start=1):
         where = f"[{key} {i}]"
@@ -127,13 +136,15 @@ def _entries(err: Errors, table: dict, key: str, families: dict):
             err(f"{where} must be a table")
             continue
         entry = dict(entry)
-        yield where, entry, _family_filter(err, entry, where, families)
+        chosen = _family_filter(err, entry, where, families)
+        yield where, entry, chosen, entry_runtimes(err, entry, where)
 
 
 def sweeps(err: Errors, table: dict, families: dict) -> list:
-    """[[sweep]] entries: every list of method fields expands by cartesian product."""
+    """[[sweep]] entries: every list of method fields expands by cartesian product; each
+    pipeline as (families, steps, the entry's runtimes or None)."""
     out = []
-    for where, entry, chosen in _entries(err, table, "sweep", families):
+    for where, entry, chosen, runtimes in _entries(err, table, "sweep", families):
         method = entry.get("method")
         axes = {k: as_list(v) for k, v in entry.items() if k != "method"}
         empty = [key for key, values in axes.items() if not values]
@@ -156,14 +167,14 @@ def sweeps(err: Errors, table: dict, families: dict) -> list:
             step = check_step(err, {"method": method, **dict(zip(axes, combo, strict=True))},
                               where, len(combos))
             if step is not None:
-                out.append((chosen, (step,)))
+                out.append((chosen, (step,), runtimes))
     return out
 
 
 def pipelines(err: Errors, table: dict, families: dict) -> list:
-    """[[pipeline]] entries: explicit steps applied in order."""
+    """[[pipeline]] entries: explicit steps applied in order; as sweeps() returns them."""
     out = []
-    for where, entry, chosen in _entries(err, table, "pipeline", families):
+    for where, entry, chosen, runtimes in _entries(err, table, "pipeline", families):
         check_keys(err, entry, PIPELINE_KEYS, where)
         steps = as_list(entry.get("steps", []))
         if not steps:
@@ -176,5 +187,5 @@ def pipelines(err: Errors, table: dict, families: dict) -> list:
                 continue
             checked.append(check_step(err, step, f"{where} step {j}"))
         if checked and all(step is not None for step in checked):
-            out.append((chosen, tuple(checked)))
+            out.append((chosen, tuple(checked), runtimes))
     return out

@@ -17,7 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.config.baselines import FamilyModel, family_model, train_overrides
 from bench.config.derive import EVAL, derive
+from bench.config.runtimes import top_runtimes
 from bench.config.steps import families as _families
 from bench.config.steps import pipelines as _pipelines
 from bench.config.steps import sweeps as _sweeps
@@ -41,7 +43,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TOP_KEYS = {
     "name", "description", "dataset", "data_root", "download", "train", "seeds", "devices",
     "quality_device", "batch_sizes", "timeout_s", "eval", "latency", "families", "sweep",
-    "pipeline", "features",
+    "pipeline", "features", "runtimes",
 }
 
 
@@ -99,18 +101,31 @@ class SweepConfig:
     devices: tuple[str, ...] = ("auto",)
     quality_device: str = "cpu"
     batch_sizes: tuple[int, ...] = (1, 64)
+    runtimes: tuple[str, ...] = ("eager",)
     timeout_s: float = 600.0
     features: str = "shipped"  # genmodels.yardstick.FEATURE_SOURCES
     eval: dict[str, Any] = field(default_factory=dict)
     latency: LatencySettings = LatencySettings()
     families: dict[str, dict[str, Any]] = field(default_factory=dict)
     pipelines: tuple[tuple[tuple[str, ...] | None, tuple[dict[str, Any], ...]], ...] = ()
+    # The runtimes of each pipeline (aligned with `pipelines`) where its [[sweep]] or
+    # [[pipeline]] entry lists its own; () when none does. Not part of cell ids.
+    pipeline_runtimes: tuple[tuple[str, ...] | None, ...] = ()
+
+    def runtimes_of(self, index: int) -> tuple[str, ...]:
+        """What the cells of pipeline `index` measure: its entry's runtimes, else the top's."""
+        own = self.pipeline_runtimes[index] if self.pipeline_runtimes else None
+        return self.runtimes if own is None else own
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready resolved config (run.json)."""
         out = dataclasses.asdict(self)
         out["pipelines"] = [{"families": list(f) if f else None, "steps": list(s)}
                             for f, s in self.pipelines]
+        for index, entry in enumerate(out["pipelines"]):
+            if self.pipeline_runtimes and self.pipeline_runtimes[index] is not None:
+                entry["runtimes"] = list(self.pipeline_runtimes[index])
+        del out["pipeline_runtimes"]
         return out
 
 
@@ -184,7 +199,10 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
     families = _families(err, table, train)
     eval_table = _build_eval(err, typed(err, table, "eval", dict, {}))
     latency = build(err, LatencySettings, typed(err, table, "latency", dict, {}), "[latency]")
-    pipelines = _sweeps(err, table, families) + _pipelines(err, table, families)
+    runtimes = top_runtimes(err, table)
+    entries = _sweeps(err, table, families) + _pipelines(err, table, families)
+    pipelines = [(chosen, steps) for chosen, steps, _ in entries]
+    own_runtimes = tuple(own for _, _, own in entries)
     if not pipelines and not err.problems:
         err("no [[sweep]] or [[pipeline]] entries: nothing to compress; add at least one")
     description = typed(err, table, "description", str, "")
@@ -196,6 +214,8 @@ def config_from_table(table: dict[str, Any], source: str = "<config>") -> SweepC
         train=train, seeds=tuple(seeds), devices=tuple(devices), quality_device=quality_device,
         batch_sizes=tuple(batch_sizes), timeout_s=float(timeout_s), features=features,
         eval=eval_table, latency=latency, families=families, pipelines=tuple(pipelines),
+        runtimes=runtimes,
+        pipeline_runtimes=own_runtimes if any(r is not None for r in own_runtimes) else (),
     )
 
 
@@ -215,5 +235,12 @@ def _build_eval(err: Errors, written: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_config(config: SweepConfig, family: str) -> Any:
-    """The TrainConfig of `family`: the preset budget with the config's overrides."""
-    return dataclasses.replace(train_base(config.train)[family], **config.families[family])
+    """The TrainConfig of `family`: its model's preset budget with the config's overrides."""
+    table = config.families[family]
+    return dataclasses.replace(train_base(config.train)[family_model(config.families, family)
+                                                        .model], **train_overrides(table))
+
+
+def baseline_model(config: SweepConfig, family: str) -> FamilyModel:
+    """The registered model and width `family`'s baseline is trained at."""
+    return family_model(config.families, family)

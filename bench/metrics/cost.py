@@ -185,7 +185,10 @@ def measure_speedup(
 def _on_device(model: nn.Module, device: str) -> nn.Module:
     # nn.Module.to moves in place: copy instead of moving the caller's model behind its back.
     dev = check_device(device)
-    current = next(model.parameters()).device
+    first = next(model.parameters(), None)
+    if first is None:  # a runtime's session wrapper (ORT): it runs where it was deployed
+        return model.eval()
+    current = first.device
     same = current.type == dev.type and (dev.index is None or current.index == dev.index)
     return (model if same else copy.deepcopy(model).to(dev)).eval()
 

@@ -180,8 +180,10 @@ class QualityEvaluator:
             self._replicates = ReplicateMetrics(self.real_features, masks, s.pr_k, s.dc_k)
         return self._replicates
 
-    def _outputs(self, model: nn.Module, like: Outputs | None = None) -> Outputs:
-        """Measure one model; `like` (its baseline) is reused when the outputs are identical."""
+    def _outputs(self, model: nn.Module, like: Outputs | None = None,
+                 sampling_only: bool = False) -> Outputs:
+        """Measure one model; `like` (its baseline) is reused when the outputs are identical;
+        sampling_only: no likelihoods (a deployed sampling path has no encoder)."""
         s = self.settings
         images = self._generate(model, self.latent(model))
         fake = np.asarray(self.feature_fn(images), dtype=np.float64)
@@ -190,13 +192,15 @@ class QualityEvaluator:
         if like is not None and np.array_equal(fake, like.features):
             # The baseline cell (or a variant equal to it): the same features give the same
             # metrics and replicates, so every delta is exactly 0.
-            metrics, replicates = dict(like.metrics), like.replicates
+            # (Its likelihoods are not reused: they are measured below, or not at all.)
+            metrics = {k: v for k, v in like.metrics.items() if k not in like.per_image}
+            replicates = like.replicates
         else:
             metrics = sample_metrics(self.real_features, fake, seed=s.seed, **self._metric_kwargs())
             masks = half_samples(fake.shape[0], s.bootstrap, [s.seed, 1])
             replicates = self._real_replicates().replicates(fake, masks)
         per_image: dict[str, np.ndarray] = {}
-        if getattr(model, "is_vae", False):
+        if getattr(model, "is_vae", False) and not sampling_only:
             x = self.test_x[: s.n_recon]
             per_image["recon_bce_nats"] = recon_bce_per_image(model, x).numpy()
             per_image["elbo_nats"] = elbo_per_image(model, x, self._generator()).numpy()
@@ -218,17 +222,18 @@ class QualityEvaluator:
         return self._baselines[key]
 
     def evaluate(
-        self, model: nn.Module, baseline: nn.Module | None = None
+        self, model: nn.Module, baseline: nn.Module | None = None, sampling_only: bool = False
     ) -> dict[str, float | bool | str]:
         """Metrics of `model` keyed by bench.results.schema QUALITY_COLUMNS, INTERVAL_COLUMNS and
         CLASS_COLUMNS (the samples' class statistics, with a logits_fn; class_fractions is JSON
         text); metrics that do not apply are absent: likelihoods only for VAEs (is_vae),
+        sampling_only drops them for any family (a runtime deploys the sampling path alone);
         output_drift_mse and the deltas only with a baseline (whose outputs are cached by
         `weights_key`). Intervals: see INTERVALS. Any non-finite value raises FloatingPointError
         naming the metric."""
         s = self.settings
         base = None if baseline is None else self._baseline(_unwrap(baseline).eval())
-        out = self._outputs(_unwrap(model).eval(), like=base)
+        out = self._outputs(_unwrap(model).eval(), like=base, sampling_only=sampling_only)
         metrics: dict[str, float | bool] = dict(out.metrics)
         metrics.update(intervals(out, s.bootstrap, s.seed))
         if base is not None:

@@ -17,7 +17,8 @@ __all__ = ["PLOT_KINDS", "draw_plots", "make_plots", "pareto_mask", "register_cl
 # current results no longer produce are deleted: a page must never show a stale plot. (History
 # plots are `genbench history`'s and are left alone.)
 PLOT_KINDS = {"Trade-offs": "tradeoff_", "Sample grids": "samples_",
-              "Training curves": "training_", "Per-layer sensitivity": "sensitivity"}
+              "Training curves": "training_", "Per-layer sensitivity": "sensitivity",
+              "Deployment": "deployment_"}
 SENSITIVITY_FILE = "sensitivity.csv"
 
 
@@ -38,6 +39,7 @@ def draw_plots(run: ResultsDir, out: Path | None = None) -> dict[str, list[Path]
     the same kinds that this drawing did not write are removed."""
     # matplotlib loads here, not when the CLI imports this module to register `plot`.
     from bench.plots.curves import plot_training_curves
+    from bench.plots.deployment import plot_deployment
     from bench.plots.grids import plot_sample_grid
     from bench.plots.tradeoff import plot_tradeoffs
 
@@ -48,6 +50,7 @@ def draw_plots(run: ResultsDir, out: Path | None = None) -> dict[str, list[Path]
         drawn["Sample grids"] += plot_sample_grid(run, family, out)
     drawn["Training curves"] = plot_training_curves(run.path, out)
     drawn["Per-layer sensitivity"] = _sensitivity(run, out)
+    drawn["Deployment"] = plot_deployment(run, out)  # latency against MACs per runtime
     remove_stale(out, [p for paths in drawn.values() for p in paths])
     return drawn
 

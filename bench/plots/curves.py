@@ -54,6 +54,16 @@ def load_training_curves(directory: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["family", "seed", "epoch", "key", "value"])
 
 
+def _samples_note(directory: Path) -> str:
+    """", N samples" from the files' "fid_proxy_samples" ("N-M" if they differ), else ""."""
+    counts = sorted({int(n) for p in _payloads(directory)
+                     if isinstance(n := p.get("fid_proxy_samples"), int) and n > 0})
+    if not counts:
+        return ""
+    span = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}-{counts[-1]:,}"
+    return f", {span} samples"
+
+
 def plot_training_curves(directory: Path, out: Path) -> list[Path]:
     """plots/training_curves.png|svg: per family (columns) the losses per epoch (top) and, where
     recorded, the FID-proxy per epoch (bottom); one line per key and seed. [] without curves."""
@@ -62,6 +72,7 @@ def plot_training_curves(directory: Path, out: Path) -> list[Path]:
         return []
     families = ordered_families(curves["family"])
     has_quality = curves["key"].map(_is_quality).any()
+    fid_label = f"FID-proxy{_samples_note(directory)} (lower is better)"
     rows = 2 if has_quality else 1
     figure, axes = plt.subplots(rows, len(families), squeeze=False, layout="constrained",
                                 figsize=(max(4.2 * len(families), 6.0), 2.9 * rows + 0.5))
@@ -75,7 +86,7 @@ def plot_training_curves(directory: Path, out: Path) -> list[Path]:
                         label=f"{key}, seed {seed}" if mine["seed"].nunique() > 1 else key)
             ax.set_title(family if row == 0 else f"{family}: FID-proxy", fontsize=10)
             ax.set_xlabel("epoch")
-            ax.set_ylabel("loss (per-batch mean)" if row == 0 else "FID-proxy (lower is better)")
+            ax.set_ylabel("loss (per-batch mean)" if row == 0 else fid_label)
             ax.grid(True, alpha=0.3)
             if part.empty:
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center",

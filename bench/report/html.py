@@ -15,6 +15,7 @@ from bench.report.sections import comparison_html, context_html, notes_html, run
 from bench.results.loading import ResultsDir, load_results_dir
 
 REPORT_FILE = "report.html"
+DEPLOYMENT = "Deployment"  # the section of runtimes: its plot kind (bench.plots) and tables
 HISTORY_PREFIX = "history_"  # `genbench history` draws these into DIR/plots; shown when present
 _STYLE = """<style>
 body { font-family: sans-serif; margin: 1.5em; max-width: 1400px; overflow-wrap: break-word; }
@@ -55,6 +56,16 @@ def _tables(run: ResultsDir) -> tuple[str, list[Path]]:
     return "\n".join(parts), written
 
 
+def _deployment(run: ResultsDir, plots: list[Path]) -> str:
+    """The latency-against-MACs plot and the deployment tables (tables/deployment.md); empty
+    when the run measured no runtime besides eager."""
+    from bench.tables.deployment import deployment_tables
+    from bench.tables.render import to_html
+
+    tables = [f"<div class='scroll'>{to_html(t)}</div>" for t in deployment_tables(run)]
+    return "\n".join([_images(plots)] + tables) if tables or plots else ""
+
+
 def _comparison(run: ResultsDir, baseline: Path) -> str:
     from bench.compare.cli import compare_runs, to_json  # compare's public output only
 
@@ -67,14 +78,18 @@ def report_sections(run: ResultsDir, baseline: Path | None = None) -> list[tuple
     from bench.plots import draw_plots  # matplotlib only when plots must be drawn
 
     sections = [("Findings", findings_html(run))]
-    for title, paths in draw_plots(run).items():
-        if any(p.suffix == ".png" for p in paths):
+    drawn = draw_plots(run)
+    for title, paths in drawn.items():
+        if title != DEPLOYMENT and any(p.suffix == ".png" for p in paths):
             sections.append((title, _images(paths)))
     history = sorted((run.path / "plots").glob(f"{HISTORY_PREFIX}*.png"))
     if history:
         sections.append(("History", _images(history)))
     tables, _ = _tables(run)
     sections.append(("Tables", tables))
+    deployment = _deployment(run, drawn.get(DEPLOYMENT, []))
+    if deployment:
+        sections.append((DEPLOYMENT, deployment))
     notes = notes_html(run)
     if notes:
         sections.append(("Cell notes", notes))

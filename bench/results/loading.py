@@ -22,8 +22,12 @@ from bench.results import schema
 KEY_COLUMNS = (["dataset", "family", "method"] + schema.SETTING_COLUMNS
                + ["settings_json", "pipeline_json"])
 _TEXT_COLUMNS = (
-    schema.ID_COLUMNS + schema.SETTING_COLUMNS + schema.EXTRA_SETTING_COLUMNS + ["class_fractions"]
+    schema.ID_COLUMNS + schema.SETTING_COLUMNS + schema.EXTRA_SETTING_COLUMNS
+    + ["class_fractions", "runtime", "fp32_ops"]
 )
+# Columns a file of older code may lack (filled empty on read; an empty runtime is eager).
+_ADDED_COLUMNS = (schema.ADDED_RESULTS_COLUMNS + schema.ADDED_LATENCY_COLUMNS
+                  + schema.ADDED_LATENCY_SAMPLE_COLUMNS)
 # True/False columns: read as pandas' nullable boolean (empty where a cell has none).
 _BOOL_COLUMNS = ["collapsed"] + [m + "_delta_significant" for m in schema.DELTA_METRICS]
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
@@ -45,13 +49,27 @@ _STEP_HEADLINE = ["threshold", "sparsity", "scope", "bits", "granularity", "roun
 
 @dataclass(frozen=True)
 class ResultsDir:
-    """One run's tables: results (one row per cell), latency, raw latency samples, run.json."""
+    """One run's tables: results (one row per cell), latency, raw latency samples, run.json.
+
+    `results`, `latency` and `samples` hold the eager rows (runtime "eager": what PyTorch runs
+    as is), one results row per cell: what tables, plots, history and the report show.
+    `results_all`, `latency_all` and `samples_all` hold every runtime's rows, for runtime-aware
+    readers (compare, the deployment table); None given: the eager frames.
+    """
 
     path: Path
     results: pd.DataFrame
     latency: pd.DataFrame
     samples: pd.DataFrame
     run: dict[str, Any]
+    results_all: pd.DataFrame | None = None
+    latency_all: pd.DataFrame | None = None
+    samples_all: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("results", "latency", "samples"):
+            if getattr(self, f"{name}_all") is None:
+                object.__setattr__(self, f"{name}_all", getattr(self, name))
 
     @property
     def floors(self) -> dict[str, float]:
@@ -83,7 +101,7 @@ def _read_csv(path: Path, columns: list[str], text_columns: list[str]) -> pd.Dat
         frame = pd.read_csv(path, dtype={c: str for c in text_columns + flags if c in columns})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable CSV ({exc.__class__.__name__})") from None
-    for column in schema.ADDED_RESULTS_COLUMNS:  # absent from results of older code
+    for column in _ADDED_COLUMNS:  # absent from results of older code
         if column in columns and column not in frame.columns:
             frame[column] = None
     missing = [c for c in columns if c not in frame.columns]
@@ -92,6 +110,8 @@ def _read_csv(path: Path, columns: list[str], text_columns: list[str]) -> pd.Dat
     for column in text_columns:
         if column in frame.columns:
             frame[column] = frame[column].fillna("").astype(str).map(canonical_number)
+    if "runtime" in columns:  # rows of code before runtimes ran eager
+        frame["runtime"] = frame["runtime"].replace("", schema.RUNTIME_EAGER)
     for column in flags:
         text = frame[column].fillna("").str.strip().str.lower()
         unknown = sorted(set(text) - set(_BOOL_TEXT) - {""})
@@ -122,10 +142,18 @@ def load_results_dir(path: str | Path) -> ResultsDir:
                          f"{schema.SCHEMA_VERSION}")
     results = _read_csv(path / schema.RESULTS_FILE, schema.RESULTS_COLUMNS, _TEXT_COLUMNS)
     latency = _read_csv(path / schema.LATENCY_FILE, schema.LATENCY_COLUMNS,
-                        ["cell_id", "device", "execution", "status", "error"])
+                        ["cell_id", "runtime", "device", "execution", "status", "error"])
     samples = _read_csv(path / schema.LATENCY_SAMPLES_FILE, schema.LATENCY_SAMPLE_COLUMNS,
-                        ["cell_id", "device"])
-    return ResultsDir(path, results, latency, samples, run)
+                        ["cell_id", "runtime", "device"])
+    return ResultsDir(path, eager_rows(results), eager_rows(latency), eager_rows(samples), run,
+                      results_all=results, latency_all=latency, samples_all=samples)
+
+
+def eager_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runtime "eager" (all rows of a frame without the column), index 0..n-1."""
+    if "runtime" not in frame.columns:
+        return frame
+    return frame[frame["runtime"] == schema.RUNTIME_EAGER].reset_index(drop=True)
 
 
 def _extra_settings(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
@@ -214,8 +242,11 @@ def compact_setting_labels(frame: pd.DataFrame) -> list[str]:
 
 
 def cell_label(row: pd.Series | dict[str, Any]) -> str:
-    """'gan/quant [4-bit, channel] (mnist5k)': how compare and history name a cell."""
-    return f"{row['family']}/{row['method']} [{setting_label(row)}] ({row['dataset']})"
+    """'gan/quant [4-bit, channel] (mnist5k)': how compare and history name a cell; a row of
+    another runtime than eager ends ' on <runtime>'."""
+    label = f"{row['family']}/{row['method']} [{setting_label(row)}] ({row['dataset']})"
+    runtime = str(row.get("runtime", "") or "")
+    return label if runtime in ("", schema.RUNTIME_EAGER) else f"{label} on {runtime}"
 
 
 def latency_at_largest_batch(run: ResultsDir, device: str) -> pd.DataFrame:
@@ -248,7 +279,8 @@ def with_latency(run: ResultsDir, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+def seed_summary(frame: pd.DataFrame, metrics: list[str],
+                 keys: list[str] | None = None) -> pd.DataFrame:
     """Per cell key (first-seen order), over its seeds: mean, std (ddof=1), count and a 95%
     interval of the mean, as `<m>_mean, <m>_std, <m>_n, <m>_hw, <m>_low, <m>_high`.
 
@@ -258,6 +290,8 @@ def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
         hw = sqrt(mean(h_i^2) / n + t_{n-1}^2 s^2 / n),   low, high = mean -/+ hw,
 
+    keys: the columns that name a cell (default KEY_COLUMNS; compare adds `runtime`).
+
     t_{n-1} the Student t quantile at 0.975: the sampling noise of the mean plus the t-interval
     over seeds. s already holds some sampling noise, so the sum counts it twice; that is on
     purpose: with 2-3 seeds s is itself uncertain, and seeds that agree by chance must not give
@@ -266,7 +300,8 @@ def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """
     # One integer key per cell key (first-seen order): grouping on the 14 text key columns
     # for every statistic is what made this slow.
-    codes = frame.groupby(KEY_COLUMNS, sort=False, dropna=False).ngroup().to_numpy()
+    columns = KEY_COLUMNS if keys is None else keys
+    codes = frame.groupby(columns, sort=False, dropna=False).ngroup().to_numpy()
     work = {}
     for metric in metrics:
         value = pd.to_numeric(frame[metric], errors="coerce")
@@ -278,7 +313,7 @@ def seed_summary(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     grouped = pd.DataFrame(work, index=frame.index).groupby(codes, sort=True)
     mean, std, n = grouped.mean(), grouped.std(ddof=1), grouped.count()
     lowest, highest = grouped.min(), grouped.max()
-    keys = frame[KEY_COLUMNS].loc[~pd.Series(codes).duplicated().to_numpy()].reset_index(drop=True)
+    keys = frame[columns].loc[~pd.Series(codes).duplicated().to_numpy()].reset_index(drop=True)
     out = {}  # columns gathered, then joined once (inserting them one by one fragments a frame)
     for metric in metrics:
         count = n[(metric, "value")].to_numpy()

@@ -81,18 +81,26 @@ SIZE_COLUMNS = [
     "int8_mac_fraction",  # MACs that ran on int8 kernels / all MACs (int8-kernel cells only)
 ]
 TIME_COLUMNS = ["compress_seconds", "eval_seconds"]
+# Which runtime ran the row (compression.runtimes: eager, compiled, onnxruntime, ...). results.csv
+# holds one eager row per cell, plus one row per (cell, runtime) whose deployment changes the
+# outputs by design (int8): its quality measured again on the same latents, likelihoods empty.
+# export_max_abs_err: max |deployed(z) - eager(z)| on the check latents; fp32_ops: JSON list of
+# the op types the runtime left in fp32 (e.g. ["GRU x1"]). A file without `runtime` is eager.
+RUNTIME_EAGER = "eager"
+RUNTIME_RESULTS_COLUMNS = ["runtime", "export_max_abs_err", "fp32_ops"]
 RESULTS_COLUMNS = (
     ID_COLUMNS + SETTING_COLUMNS + EXTRA_SETTING_COLUMNS + QUALITY_COLUMNS + INTERVAL_COLUMNS
-    + COLLAPSE_COLUMNS + CLASS_COLUMNS + SIZE_COLUMNS + TIME_COLUMNS
+    + COLLAPSE_COLUMNS + CLASS_COLUMNS + SIZE_COLUMNS + TIME_COLUMNS + RUNTIME_RESULTS_COLUMNS
 )
 # Columns added after results were first written at SCHEMA_VERSION 2: a reader fills them empty
 # when an older results.csv lacks them (older results stay loadable and comparable).
 ADDED_RESULTS_COLUMNS = [
     c for c in RESULTS_COLUMNS if c.startswith(("elbo_bpd", "iwae_bpd"))
-] + CLASS_COLUMNS
+] + CLASS_COLUMNS + RUNTIME_RESULTS_COLUMNS
 
 LATENCY_COLUMNS = [
     "cell_id",
+    "runtime",  # rows per (cell, runtime, device, batch size); speedup against eager fp32
     "device",
     "batch_size",
     "threads",
@@ -107,10 +115,15 @@ LATENCY_COLUMNS = [
     "throughput_sps",
     "peak_mem_bytes",
     "peak_mem_reserved_bytes",
+    "export_max_abs_err",  # of the runtime's deployment on this device (empty for eager)
     "status",
     "error",
 ]
-LATENCY_SAMPLE_COLUMNS = ["cell_id", "device", "batch_size", "block", "seconds_per_call"]
+LATENCY_SAMPLE_COLUMNS = ["cell_id", "runtime", "device", "batch_size", "block",
+                          "seconds_per_call"]
+# Absent from latency files of older code (read as eager, no export error).
+ADDED_LATENCY_COLUMNS = ["runtime", "export_max_abs_err"]
+ADDED_LATENCY_SAMPLE_COLUMNS = ["runtime"]
 
 # Direction of each metric: -1 lower is better, +1 higher is better (compare, tables, plots).
 DIRECTIONS = {

@@ -111,7 +111,9 @@ class ResultStore:
         `cell_ids` (the current grid, in grid order; records of other grids are left alone)."""
         records = self.records()
         ids = [i for i in cell_ids if i in records]
-        rows = [records[i]["result"] for i in ids]
+        # The cell's eager row, then one row per runtime that changed its outputs.
+        rows = [row for i in ids
+                for row in [records[i]["result"], *records[i].get("runtime_results", [])]]
         latency = [row for i in ids for row in records[i].get("latency", [])]
         samples = [row for i in ids for row in records[i].get("latency_samples", [])]
         atomic_write_bytes(self.root / RESULTS_FILE, csv_bytes(rows, RESULTS_COLUMNS))

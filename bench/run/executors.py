@@ -43,7 +43,8 @@ def failed_outcome(cell: Cell, message: str) -> CellOutcome:
     with contextlib.suppress(Exception):  # its setting columns, so the row says which it was
         _method_configs(cell, row)
     return CellOutcome({"cell_id": cell.cell_id, "cell": cell.to_dict(), "result": row,
-                        "latency": [], "latency_samples": []})
+                        "latency": [], "latency_samples": [], "runtimes": list(cell.runtimes),
+                        "extends": not cell.eager})
 
 
 def run_sequential(config: SweepConfig, cells: list[Cell], on_result: OnResult) -> None:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.config.sweep import SweepConfig, train_config
+from bench.config.sweep import SweepConfig, baseline_model, train_config
 from bench.config.validate import canonical
-from bench.results.schema import SCHEMA_VERSION
+from bench.results.schema import RUNTIME_EAGER, SCHEMA_VERSION
 from genmodels.cache import config_hash
 
 if TYPE_CHECKING:
@@ -41,8 +41,10 @@ NOT_MEASURING = (
     "bench/compare", "bench/history", "bench/plots", "bench/presets", "bench/report",
     "bench/tables",
     "bench/__main__.py", "bench/cli.py", "bench/errors.py",
+    "bench/cell/extend.py",  # merges a resumed cell's new runtime rows into its record
     "bench/config/reference_docs.py", "bench/config/reference_notes.py",
-    "bench/results/annotations.py", "bench/results/environment.py", "bench/results/families.py",
+    "bench/results/annotations.py", "bench/results/deployment.py",
+    "bench/results/environment.py", "bench/results/families.py",
     "bench/results/loading.py", "bench/results/store.py",
     "bench/run/cli.py", "bench/run/invocations.py", "bench/run/progress.py",
     "bench/run/sensitivity.py", "bench/run/sweep.py", "bench/run/takeover.py",
@@ -115,6 +117,10 @@ class Cell:
     seed: int
     steps: tuple[dict[str, Any], ...]
     code: str = ""  # code_fingerprint() of the client that made the id; a worker checks it
+    # Runtimes to deploy and time (eager first). Not part of the id: resume measures a runtime
+    # added later without redoing the cell (bench.cell.extend).
+    runtimes: tuple[str, ...] = (RUNTIME_EAGER,)
+    eager: bool = True  # False: eager rows stored already, measure only `runtimes` (resume)
 
     @property
     def method(self) -> str:
@@ -127,12 +133,15 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cell_id": self.cell_id, "dataset": self.dataset, "family": self.family,
-                "seed": self.seed, "steps": [dict(s) for s in self.steps], "code": self.code}
+                "seed": self.seed, "steps": [dict(s) for s in self.steps], "code": self.code,
+                "runtimes": list(self.runtimes), "eager": self.eager}
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> Cell:
         return cls(table["cell_id"], table["dataset"], table["family"], int(table["seed"]),
-                   tuple(dict(s) for s in table["steps"]), str(table.get("code", "")))
+                   tuple(dict(s) for s in table["steps"]), str(table.get("code", "")),
+                   tuple(table.get("runtimes") or (RUNTIME_EAGER,)),
+                   bool(table.get("eager", True)))
 
 
 def measurement_settings(config: SweepConfig) -> dict[str, Any]:
@@ -188,6 +197,7 @@ def cell_id(config: SweepConfig, family: str, seed: int, steps: tuple[dict, ...]
         "seed": seed,
         "steps": resolved_steps(steps),
         "train": dataclasses.asdict(train_config(config, family)),
+        "baseline": dataclasses.asdict(baseline_model(config, family)),  # model and width
         "measure": measurement_settings(config),
     }
     return config_hash(payload, length=CELL_ID_LENGTH)
@@ -197,18 +207,27 @@ def expand(config: SweepConfig) -> list[Cell]:
     """All cells in run order: per seed and family, the baseline first, then every pipeline.
 
     Identical pipelines (e.g. a sweep and an explicit pipeline that coincide, defaults given or
-    not) collapse into one cell, since they have the same id.
+    not) collapse into one cell, since they have the same id, measuring the runtimes of both.
+    A baseline measures every runtime of its family's cells: each runtime's fp32 reference.
     """
     code = code_fingerprint()
     cells: dict[str, Cell] = {}
     for seed in config.seeds:
         for family in config.families:
-            pipelines = [(None, ())] + list(config.pipelines)
-            for families, steps in pipelines:
+            pipelines = [(None, (), config.runtimes)] + [
+                (f, s, config.runtimes_of(i)) for i, (f, s) in enumerate(config.pipelines)]
+            ids = []
+            for families, steps, runtimes in pipelines:
                 if families is not None and family not in families:
                     continue
                 cid = cell_id(config, family, seed, steps, code)
-                cells.setdefault(cid, Cell(cid, config.dataset, family, seed, tuple(steps), code))
+                ids.append(cid)
+                cell = cells.setdefault(cid, Cell(cid, config.dataset, family, seed,
+                                                  tuple(steps), code, runtimes))
+                cells[cid] = dataclasses.replace(
+                    cell, runtimes=tuple(dict.fromkeys(cell.runtimes + runtimes)))
+            every = tuple(dict.fromkeys(r for i in ids for r in cells[i].runtimes))
+            cells[ids[0]] = dataclasses.replace(cells[ids[0]], runtimes=every)  # the baseline
     return list(cells.values())
 
 

@@ -24,6 +24,8 @@ def cell_line(record: dict[str, Any], measured: int = 0, unstable: int = 0) -> s
     line = (f"{result.get('status', '?'):6s} {result['family']:5s} "
             f"{cell_setting(result):{WHAT_WIDTH}s} seed={result['seed']} "
             f"{record.get('seconds', 0.0):6.1f}s {record['cell_id']}")
+    if record.get("extends"):  # a resume that measured runtimes added to the config
+        line += f" +runtimes {','.join(record.get('runtimes', []))}"
     if result.get("error"):
         line += f" {result['error']}"
     if unstable:

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.config.sweep import SweepConfig, train_config
+from bench.config.sweep import SweepConfig, baseline_model, train_config
 from bench.results.schema import (
     QUALITY_COLUMNS,
+    RUNTIME_EAGER,
     SETTING_COLUMNS,
     STATUS_FAILED,
     STATUS_OK,
@@ -153,8 +154,9 @@ def train_task(config: SweepConfig, key: tuple[str, str, int]) -> TrainOutcome:
     try:
         from genmodels.train import train_model
 
-        trained = train_model(family, load_dataset(config), train_config(config, family), seed,
-                              progress=False)
+        baseline = baseline_model(config, family)  # [families.gan_w2]: model gan, width 2
+        trained = train_model(baseline.model, load_dataset(config), train_config(config, family),
+                              seed, width=baseline.width, progress=False)
         return TrainOutcome(key, trained.model.eval(), dict(trained.info))
     except Exception as exc:  # noqa: BLE001
         return TrainOutcome(key, error=one_line(exc))
@@ -220,9 +222,13 @@ def run_cell(config: SweepConfig, cell: Cell, trained: TrainOutcome,
 
     started = time.time()
     row: dict[str, Any] = {"cell_id": cell.cell_id, "dataset": cell.dataset,
-                           "family": cell.family, "method": cell.method, "seed": cell.seed}
+                           "family": cell.family, "method": cell.method, "seed": cell.seed,
+                           "runtime": RUNTIME_EAGER}
+    # runtimes: what this record measured; extends: it holds only those runtimes' rows, to be
+    # merged into the stored record of the cell (bench.cell.extend).
     record: dict[str, Any] = {"cell_id": cell.cell_id, "cell": cell.to_dict(),
-                              "latency": [], "latency_samples": [],
+                              "latency": [], "latency_samples": [], "runtime_results": [],
+                              "runtimes": list(cell.runtimes), "extends": not cell.eager,
                               "provenance": provenance()}
     samples = None
     try:
@@ -241,14 +247,20 @@ def run_cell(config: SweepConfig, cell: Cell, trained: TrainOutcome,
                 raise RuntimeError(f"feature network failed: {features.error}")
             measured = measure_cell(config, cell, configs, trained.model,
                                     evaluator(config, features))
+        identity = dict(row)  # the cell's columns, shared by its runtime rows
         row.update(measured.row)
-        record["latency"], record["latency_samples"] = measured.latency, measured.latency_samples
+        extra = measured.runtimes
+        record["latency"] = measured.latency + extra.latency
+        record["latency_samples"] = measured.latency_samples + extra.latency_samples
+        record["runtime_results"] = [{**identity, **r} for r in extra.results]
+        record["deployments"] = extra.deployments
         samples = measured.samples
         row.update(status=STATUS_OK, error="")
     except (Exception, CellTimeout) as exc:  # noqa: BLE001 - the sweep goes on, reason recorded
         row.update({k: None for k in QUALITY_COLUMNS})
         row.update(status=STATUS_FAILED, error=one_line(exc))
         record["latency"], record["latency_samples"], samples = [], [], None
+        record["runtime_results"] = []
     record.update(result=row, seconds=time.time() - started, train_info=trained.info,
                   feature_net=feature_summary(features.info), floors=features.floors,
                   floors_spread=features.floors_spread, floor_method=features.floor_method)

@@ -1,15 +1,23 @@
 """Run a sweep into an output directory: lock, resume, execute, store, progress, run.json."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.cell.extend import merge_runtime_record, missing_runtimes
 from bench.config.sweep import SweepConfig
 from bench.results.environment import machine_fingerprint, utc_now
-from bench.results.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, STATUS_UNSTABLE
+from bench.results.schema import (
+    RUNTIME_EAGER,
+    SCHEMA_VERSION,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_UNSTABLE,
+)
 from bench.results.store import ResultStore, RunLock
 from bench.run.executors import execute
 from bench.run.grid import BASELINE, Cell, expand
@@ -41,14 +49,23 @@ class SweepSummary:
 
 def cells_to_run(cells: list[Cell], records: dict[str, dict], rerun_failed: bool = False,
                  force: bool = False) -> list[Cell]:
-    """Resume rule: skip cells with a record (ok, or failed unless `rerun_failed`)."""
+    """Resume rule: skip cells with a record (ok, or failed unless `rerun_failed`); a cell
+    whose record lacks some of its runtimes runs for those alone (eager=False)."""
     def done(cell: Cell) -> bool:
         record = records.get(cell.cell_id)
         if force or record is None:
             return False
         return not (rerun_failed and record["result"].get("status") == STATUS_FAILED)
 
-    return [cell for cell in cells if not done(cell)]
+    todo = []
+    for cell in cells:
+        if not done(cell):
+            todo.append(cell)
+            continue
+        missing = missing_runtimes(cell.runtimes, records[cell.cell_id], rerun_failed)
+        if missing:
+            todo.append(dataclasses.replace(cell, runtimes=missing, eager=False))
+    return todo
 
 
 def speedup_noise(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,10 +74,12 @@ def speedup_noise(record: dict[str, Any]) -> list[dict[str, Any]]:
     result = record["result"]
     if result.get("method") != BASELINE:
         return []
+    # Only eager rows: another runtime's baseline row is that runtime against eager.
     return [{"family": result["family"], "seed": result["seed"], "device": row["device"],
              "batch_size": row["batch_size"], "speedup": row.get("speedup"),
              "rel_iqr": row.get("latency_rel_iqr"), "status": row["status"]}
-            for row in record.get("latency", []) if row["status"] in MEASURED]
+            for row in record.get("latency", []) if row["status"] in MEASURED
+            and row.get("runtime", RUNTIME_EAGER) == RUNTIME_EAGER]
 
 
 def unstable_counts(records: list[dict[str, Any]]) -> tuple[int, int]:
@@ -117,12 +136,14 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
 
         def on_result(outcome: CellOutcome) -> None:
             record = outcome.record
+            if record.get("extends") and record["cell_id"] in records:  # runtimes added
+                record = merge_runtime_record(records[record["cell_id"]], record)
             store.put(record, outcome.samples)
             store.regenerate(order)
-            result = record["result"]
+            result = outcome.record["result"]  # an extension: its own status (the runtimes')
             status = result.get("status", STATUS_FAILED)
             counts[status] = counts.get(status, 0) + 1
-            measured, unstable = unstable_counts([record])
+            measured, unstable = unstable_counts([outcome.record])  # this invocation's
             unstable_so_far[0] += unstable
             run["speedup_noise"] += speedup_noise(record)  # written with the run below
             if run["floors"] is None and record.get("floors"):
@@ -133,7 +154,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
                 store.write_run(run)
             invocation["cells_run"] += 1
             store.write_run(run)  # so that a killed invocation still says what it ran
-            _log(bar, cell_line(record, measured, unstable))
+            _log(bar, cell_line(outcome.record, measured, unstable))
             if bar is not None:
                 bar.set_postfix(ok=counts[STATUS_OK], failed=counts[STATUS_FAILED],
                                 unstable_latency=unstable_so_far[0], refresh=False)

@@ -27,6 +27,7 @@ from bench.tables.columns import (
     latency_batch_threads,
     shown_columns,
 )
+from bench.tables.deployment import write_deployment
 from bench.tables.latex import latex_escape, to_latex
 from bench.tables.legend import caption, legend, run_name
 from bench.tables.marks import (
@@ -183,6 +184,9 @@ def write_tables(directory: str | Path) -> list[Path]:
             path = out / f"{family}{suffix}"
             atomic_write_bytes(path, render(table).encode())
             written.append(path)
+    deployment = write_deployment(run, out)  # only when the run measured runtimes
+    if deployment is not None:
+        written.append(deployment)
     keep = {p.resolve() for p in written}
     for stale in sorted(out.glob("*")):
         if stale.is_file() and stale.suffix in (".md", ".tex") and stale.resolve() not in keep:

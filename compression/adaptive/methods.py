@@ -9,6 +9,7 @@ import torch
 
 from compression.accounting import prunable_tensors
 from compression.adaptive.allocation import InfeasibleBudget, allocate
+from compression.adaptive.mixed import BIT_CHOICES, select_bits  # noqa: F401 (re-exported)
 from compression.adaptive.sensitivity import (
     MAX_LAYER_SPARSITY,
     channel_mse_quantize,
@@ -17,7 +18,6 @@ from compression.adaptive.sensitivity import (
     layer_prune_count,
     probe_inputs,
     prune_variant,
-    quant_variant,
 )
 from compression.api import (
     EXECUTION_SIMULATED,
@@ -33,7 +33,6 @@ from compression.finetune import finetune
 from compression.pruning import _check_common, _reapply, _record, apply_masks
 from compression.quantization.core import MAX_BITS, MIN_BITS
 
-BIT_CHOICES = tuple(range(MIN_BITS, MAX_BITS + 1))  # 2..8
 # Candidate layer sparsities: fine steps near the top, where the damage grows fastest; capped
 # at MAX_LAYER_SPARSITY (0.98) so that no layer is emptied.
 SPARSITY_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95,
@@ -43,12 +42,15 @@ SPARSITY_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9
 @dataclass(frozen=True)
 class MixedQuantConfig(MethodConfig):
     """Weight-only PTQ with one bit-width per layer from 2..8 (the `quant` method's default
-    quantizer: affine, per channel, MSE clipping), chosen to minimise the summed per-layer
-    output drift subject to sum_l n_l b_l <= avg_bits * sum_l n_l over the prunable weights.
+    quantizer: affine, per channel, MSE clipping) at sum_l n_l b_l <= avg_bits * sum_l n_l over
+    the prunable weights, spending at least 98% of it where the layer sizes allow; chosen by
+    `compression.adaptive.mixed.select_bits` (MILP on per-layer drifts, then the candidate,
+    uniform included, with the least joint drift). The row's notes say which candidate won.
 
-    The budget is on the code bits (the results' bits_per_weight, which leaves scales out): the
-    per-channel scales and zero points are the same whatever the widths, so at avg_bits = b the
-    file is no larger than the uniform b-bit per-channel file (to within a byte per tensor)."""
+    The budget is on the code bits (the results' bits_per_weight). Scales counted, it is the
+    same: the per-channel scales and zero points do not depend on the widths, so they add the
+    same constant to every allocation and to the budget, and at avg_bits = b the file is no
+    larger than the uniform b-bit per-channel file (to within a byte per tensor)."""
 
     method: ClassVar[str] = "quant_mixed"
     avg_bits: float
@@ -67,20 +69,15 @@ class MixedQuantConfig(MethodConfig):
 
 def choose_bits(cm: CompressedModel, avg_bits: float, ctx: CompressionContext
                 ) -> dict[str, int]:
-    """{weight name: bits} minimising summed drift at the average-bits budget (see config)."""
-    targets = prunable_tensors(cm.model)
-    z, x = probe_inputs(cm.model, ctx.seed, ctx.train_x)
-    sens = drift_table(cm.model, targets, [quant_variant(b) for b in BIT_CHOICES], z, x)
-    numel = np.array([getattr(m, p).numel() for _, m, p in targets], dtype=np.float64)
-    cost = numel[:, None] * np.array(BIT_CHOICES, dtype=np.float64)[None, :]
-    choice = allocate(sens, cost, avg_bits * numel.sum())
-    return {name: BIT_CHOICES[j] for (name, _, _), j in zip(targets, choice, strict=True)}
+    """{weight name: bits} at the average-bits budget (see MixedQuantConfig)."""
+    return select_bits(cm.model, avg_bits, ctx).bits
 
 
 @register_method(MixedQuantConfig)
 def quantize_mixed(cm: CompressedModel, cfg: MixedQuantConfig, ctx: CompressionContext
                    ) -> CompressedModel:
-    bits = choose_bits(cm, cfg.avg_bits, ctx)
+    selection = select_bits(cm.model, cfg.avg_bits, ctx)
+    bits = selection.bits
     for name, module, pname in prunable_tensors(cm.model):
         weight = getattr(module, pname)
         qw = channel_mse_quantize(weight, module, bits[name])
@@ -90,6 +87,7 @@ def quantize_mixed(cm: CompressedModel, cfg: MixedQuantConfig, ctx: CompressionC
     cm.execution = EXECUTION_SIMULATED
     cm.notes["quantized_tensors"] = len(cm.quantized)
     cm.notes["bits_per_layer"] = bits
+    cm.notes["bits_selection"] = selection.note()
     return cm
 
 

@@ -41,7 +41,7 @@ class Int8KernelConfig(MethodConfig):
     is: torchao keeps one scale per output row, torch.ao dynamic gets per_channel_dynamic_qconfig
     for Linear and GRU/LSTM alike (torch.ao's default_dynamic_qconfig would be per-tensor), and
     the simulated layers are per-channel min-max. (A cell's notes name any stored weight whose
-    codes say another granularity than its row: bench.cell_notes, `weight_granularity`.)
+    codes say another granularity than its row: bench.cell.notes, `weight_granularity`.)
     """
 
     method: ClassVar[str] = "quant_int8_kernel"

@@ -1,4 +1,4 @@
-"""The `MODELS` registry of reference families (gan, vae, rvae); each module registers itself."""
+"""The `MODELS` registry of reference families (ddpm, gan, vae, rvae); modules register."""
 
 from __future__ import annotations
 
@@ -17,4 +17,4 @@ def build_model(family: str, **kwargs: Any) -> GenerativeModel:
 
 
 # Imported after MODELS exists: each module fills it with @register(MODELS, name).
-from genmodels.models import gan, rvae, vae  # noqa: E402,F401
+from genmodels.models import diffusion, gan, rvae, vae  # noqa: E402,F401

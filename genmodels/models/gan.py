@@ -11,6 +11,7 @@ Measured ablations: the comment above genmodels.train.DEFAULT_TRAIN."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -23,6 +24,8 @@ from genmodels.base import GenerativeModel
 from genmodels.models import MODELS
 from genmodels.models.common import check_model_args, scaled, spatial_base
 from genmodels.registry import register
+
+GAN_LOSSES = ("ns", "hinge")  # non-saturating, hinge
 
 
 class Generator(nn.Module):
@@ -119,6 +122,8 @@ class GAN(GenerativeModel):
         channels: int = 32,
         disc_channels: int = 32,
         cutout: float = 0.5,
+        loss: str = "ns",
+        r1: float = 0.0,
     ) -> None:
         check_model_args(image_shape, latent_dim, width)
         if channels < 1 or disc_channels < 1:
@@ -128,8 +133,13 @@ class GAN(GenerativeModel):
         if not 0 <= cutout < 1:
             raise ValueError(f"cutout (side fraction of DiffAugment's cutout) must be in [0, 1), "
                              f"got {cutout}")
+        if loss not in GAN_LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(GAN_LOSSES)}, got {loss!r}")
+        if not (r1 >= 0 and math.isfinite(r1)):
+            raise ValueError(f"r1 (weight of the R1 penalty) must be finite and >= 0, got {r1}")
         super().__init__(image_shape, latent_dim, width)
         self.channels, self.disc_channels, self.cutout = int(channels), int(disc_channels), cutout
+        self.loss, self.r1 = loss, float(r1)
         self.generator = Generator(
             self.image_shape, self.latent_dim, scaled(2 * channels, width), scaled(channels, width)
         )
@@ -141,6 +151,8 @@ class GAN(GenerativeModel):
             "channels": self.channels,
             "disc_channels": self.disc_channels,
             "cutout": self.cutout,
+            "loss": self.loss,
+            "r1": self.r1,
         }
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -155,17 +167,31 @@ class GAN(GenerativeModel):
         return functional_call(self.discriminator, params, (images,))
 
     def finetune_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Non-saturating generator loss -log D(T(G(z))) = softplus(-logit), batch mean
-        (Goodfellow et al. 2014, arXiv:1406.2661), T = diff_augment as D was trained; x only sets
-        the batch size."""
+        """Generator loss against the frozen D on T(G(z)), T = diff_augment as D was trained, batch
+        mean; x only sets the batch size. "ns": non-saturating -log D = softplus(-logit)
+        (Goodfellow et al. 2014, arXiv:1406.2661); "hinge": -logit (Lim & Ye 2017,
+        arXiv:1705.02894)."""
         fake = self.generator(self.latent(x.shape[0], generator))
-        return F.softplus(-self._frozen_disc(diff_augment(fake, generator, cut=self.cutout))).mean()
+        logits = self._frozen_disc(diff_augment(fake, generator, cut=self.cutout))
+        return -logits.mean() if self.loss == "hinge" else F.softplus(-logits).mean()
 
     def discriminator_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """-log D(T(x)) - log(1 - D(T(G(z)))) = softplus(-D(T(x))) + softplus(D(T(G(z)))), batch
-        mean, T = diff_augment; G is not updated (its output is detached)."""
+        """"ns": softplus(-D(T(x))) + softplus(D(T(G(z)))); "hinge": relu(1 - D(T(x))) +
+        relu(1 + D(T(G(z)))); batch means, T = diff_augment, G's output detached. Plus, when
+        r1 > 0, the R1 penalty r1/2 E||grad_x D(T(x))||^2 on real images (Mescheder et al. 2018,
+        arXiv:1801.04406)."""
         with torch.no_grad():
             fake = self.generator(self.latent(x.shape[0], generator))
-        real_logits = self.discriminator(diff_augment(x, generator, cut=self.cutout))
+        real = diff_augment(x, generator, cut=self.cutout)
+        if self.r1 > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits = self.discriminator(real)
         fake_logits = self.discriminator(diff_augment(fake, generator, cut=self.cutout))
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        if self.loss == "hinge":
+            loss = F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        else:
+            loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        if self.r1 > 0:
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            loss = loss + 0.5 * self.r1 * grad.pow(2).flatten(1).sum(1).mean()
+        return loss

@@ -10,7 +10,15 @@ import torch
 
 import compression.methods  # noqa: F401  (fills METHODS)
 import compression.pruning as pruning
-from compression.api import METHODS, CompressedModel, CompressionContext, apply_pipeline, compress
+from compression.api import (
+    METHODS,
+    CompressedModel,
+    CompressionContext,
+    MethodConfig,
+    MethodNotApplicable,
+    apply_pipeline,
+    compress,
+)
 from compression.distillation import make_student
 from compression.finetune import finetune
 from compression.pruning import MagnitudePruneConfig, ThresholdPruneConfig
@@ -33,6 +41,14 @@ def _model(make_model, family: str) -> GenerativeModel:
         assert hasattr(model, name), f"{family} has no {name}"
         setattr(model, name, value)  # row_dropout only acts in forward: no rebuild needed
     return model
+
+
+def _skip_unless_applicable(config: MethodConfig, model: GenerativeModel) -> None:
+    # test_registry_all checks that a family-specific method refuses the other families.
+    try:
+        config.check_applicable(model)
+    except MethodNotApplicable as exc:
+        pytest.skip(str(exc))
 
 
 def _fingerprint(cm: CompressedModel) -> dict[str, torch.Tensor]:
@@ -68,6 +84,7 @@ def test_same_context_same_weights_after_unrelated_random_work(
     # earlier cells) differs between the two calls; the result must not.
     config = METHODS[method].config_cls.example()
     first, second = _model(make_model, family), _model(make_model, family)
+    _skip_unless_applicable(config, first)
     a = _fingerprint(compress(first, config, ctx))
     torch.rand(1000)
     compress(_model(make_model, family), config, dataclasses.replace(ctx, seed=ctx.seed + 7))
@@ -81,6 +98,7 @@ def test_one_and_two_threads_give_identical_weights(
 ) -> None:
     # Pool workers run cells on cores // workers threads, the sequential runner on all of them.
     config = METHODS[method].config_cls.example()
+    _skip_unless_applicable(config, _model(make_model, family))
     results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -96,6 +114,7 @@ def test_compress_leaves_the_global_rng_and_settings_alone(
         request.applymarker(pytest.mark.xfail(strict=True, reason=RNG_LEAKS[method, family]))
     model = _model(make_model, family)
     config = METHODS[method].config_cls.example()
+    _skip_unless_applicable(config, model)
     torch.set_num_threads(2)
     rng = torch.get_rng_state()
     compress(model, config, ctx)

@@ -13,6 +13,7 @@ TINY = {
     "gan": {"channels": 4, "disc_channels": 4},
     "vae": {"channels": 4},
     "rvae": {"hidden": 8, "row_dropout": 0.3},
+    "ddpm": {"channels": 4, "steps": 3},
 }
 
 

@@ -22,7 +22,10 @@ from genmodels.models.common import bernoulli_log_lik
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 WIDTHS = [1.0, 0.5, 0.25]
 VAES = sorted(n for n, cls in MODELS.items() if cls.is_vae)
-TINY = {"gan": {"channels": 4, "disc_channels": 4}, "vae": {"channels": 4}, "rvae": {"hidden": 8}}
+TINY = {
+    "gan": {"channels": 4, "disc_channels": 4}, "vae": {"channels": 4}, "rvae": {"hidden": 8},
+    "ddpm": {"channels": 4, "steps": 4},
+}
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -176,7 +179,7 @@ def test_rvae_decoder_is_causal_and_free_running_matches_teacher_forcing(cell) -
         ({"family": "vae", "latent_dim": 0}, "latent_dim"),
         ({"family": "rvae", "cell": "rnn"}, "cell"),
         ({"family": "vae", "image_shape": (1, 30, 30)}, "divisible by 4"),
-        ({"family": "flow"}, "allowed: gan, rvae, vae"),
+        ({"family": "flow"}, f"allowed: {', '.join(sorted(MODELS))}$"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match) -> None:

@@ -31,9 +31,12 @@ def test_results_written_before_the_added_columns_still_load(tmp_path) -> None:
     old = frame.drop(columns=schema.ADDED_RESULTS_COLUMNS)  # as older code wrote it
     old.to_csv(path / schema.RESULTS_FILE, index=False)
     results = load_results_dir(path).results
-    numeric = [c for c in schema.ADDED_RESULTS_COLUMNS if c != "class_fractions"]
+    text = ("class_fractions", "runtime", "fp32_ops")
+    numeric = [c for c in schema.ADDED_RESULTS_COLUMNS if c not in text]
     assert results[numeric].isna().all().all()
     assert results["class_fractions"].tolist() == [""]  # empty text, like every text column
+    assert results["fp32_ops"].tolist() == [""]
+    assert results["runtime"].tolist() == ["eager"]  # what code before runtimes measured
     assert results["fid_proxy"].tolist() == [1.0]
 
 

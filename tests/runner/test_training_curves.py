@@ -36,3 +36,23 @@ def test_read_training_curves_sorted_and_skipping_unreadable_files(tmp_path) -> 
     curves = read_training_curves(tmp_path)
     assert [(c["family"], c["seed"]) for c in curves] == [("gan", 0), ("gan", 2), ("vae", 1)]
     assert read_training_curves(tmp_path / "absent") == []
+
+
+def test_fid_proxy_sample_size_is_stated_in_the_file_and_on_the_plot_axis(tmp_path) -> None:
+    from bench.plots.curves import _samples_note
+
+    fid_curve = [{**point, "fid_proxy": 90.0 - 10 * point["epoch"]} for point in CURVE]
+    record = _record("g", "gan", 0, fid_curve)
+    record["train_info"]["curve_fid_samples"] = 500
+    write_training_curve(tmp_path, record)
+    payload = json.loads(curve_path(tmp_path, "gan", 0).read_text())
+    assert payload == {"family": "gan", "seed": 0, "curve": fid_curve, "fid_proxy_samples": 500}
+    assert _samples_note(tmp_path) == ", 500 samples"
+    write_training_curve(tmp_path, _record("v", "vae", 0, CURVE))  # losses only: no count
+    assert "fid_proxy_samples" not in json.loads(curve_path(tmp_path, "vae", 0).read_text())
+    assert _samples_note(tmp_path) == ", 500 samples"
+    other = _record("r", "rvae", 1, fid_curve)
+    other["train_info"]["curve_fid_samples"] = 1000
+    write_training_curve(tmp_path, other)
+    assert _samples_note(tmp_path) == ", 500-1,000 samples"
+    assert _samples_note(tmp_path / "absent") == ""
