@@ -6,7 +6,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-# Fields added after train-v3: left out of the checkpoint key while at their default.
+# Fields added after train-v3: left out of the checkpoint key while at their default, so the
+# keys (and cached checkpoints) of configs that do not use them stay as they were.
 KEY_OPTIONAL_FIELDS = ("lr_decay_start", "ema_start")
 
 
@@ -32,8 +33,7 @@ class TrainConfig:
     # VAEs: free bits, nats per latent dimension below which the KL is not penalised.
     free_bits: float = 0.0
     # Fraction of the steps after which every learning rate decays linearly to 0 at the last
-    # step (1.0 = constant lr). Fields from here on enter the checkpoint key only when they
-    # differ from their default, so the keys of configs that do not use them stay as they were.
+    # step (1.0 = constant lr).
     lr_decay_start: float = 1.0
     # GAN: fraction of the steps before the generator's EMA starts (it starts as a copy then).
     ema_start: float = 0.0

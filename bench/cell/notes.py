@@ -3,7 +3,8 @@
 `notes` is a compact JSON object (sorted keys, no spaces), or "" when there is nothing to say:
   * `int8_kernel_layers`, `simulated_int8_layers`, `torch_ao_warning`, `kept_channels`,
     `bits_per_layer` and `bits_selection` (quant_mixed: the winning candidate, every
-    candidate's joint drift and bits per weight), `sparsity_allocation` (prune_adaptive): copied
+    candidate's joint drift and bits per weight), `sparsity_allocation` (prune_adaptive),
+    `split_shortcut_layers` (quant_wa: the layers whose input parts got their own ranges): copied
     from `CompressedModel.notes` (ROW_NOTES) when not empty. Training histories (losses, drift)
     and per-layer sparsities stay out of the row: they would swamp it.
   * `layers_emptied`: prunable weights that are all zeros in the final model (pruned to 100%).
@@ -23,7 +24,8 @@ from compression.accounting import layers_emptied
 
 ROW_NOTES = ("int8_kernel_layers", "simulated_int8_layers", "torch_ao_warning", "kept_channels",
              "bits_per_layer", "bits_selection",
-             "sparsity_allocation")  # the last three: compression.adaptive
+             "sparsity_allocation",  # these three: compression.adaptive
+             "split_shortcut_layers")  # quant_wa: {layer reading a concat: its parts' channels}
 
 
 def latent_std(samples: np.ndarray) -> float:

@@ -75,11 +75,12 @@ def measure_runtimes(config: SweepConfig, runtimes: tuple[str, ...], cell_id: st
     from compression.runtimes import get_runtime
 
     out = RuntimeMeasured()
+    others = [name for name in runtimes if name != RUNTIME_EAGER]
+    if not others:
+        return out
     with tempfile.TemporaryDirectory(prefix="genbench-runtime-") as tmp:
         ctx = runtime_context(config, cm, train_x, evaluator, seed, Path(tmp))
-        for name in runtimes:
-            if name == RUNTIME_EAGER:
-                continue
+        for name in others:
             runtime, quality_from = get_runtime(name), None
             for device in resolved_devices(config):
                 try:

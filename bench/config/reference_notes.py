@@ -69,4 +69,5 @@ NOTES = {
     "prune_adaptive.sparsity": "global sparsity of the prunable weights; per-layer ones chosen",
     "qat.granularity": "one scale per `tensor` or `channel`",
     "qat.bits": "weight bits of the final codes, 2..8",
+    "steps.steps": "DDIM sampling steps (eta = 0) of the copy; diffusion families only",
 }

@@ -46,8 +46,3 @@ def entry_runtimes(err: Errors, entry: dict[str, Any], where: str) -> tuple[str,
     if RUNTIMES_KEY not in entry:
         return None
     return check_runtimes(err, entry.pop(RUNTIMES_KEY), where)
-
-
-def pipeline_runtimes(top: tuple[str, ...], own: tuple[str, ...] | None) -> tuple[str, ...]:
-    """What a pipeline's cells measure: its entry's runtimes, else the top level's."""
-    return top if own is None else own

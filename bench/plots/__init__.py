@@ -78,7 +78,8 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "plot", help="redraw the trade-off plots, sample grids and training curves of a "
-                     "results directory into DIR/plots/ (stale plots removed)")
+        "plot", help="redraw the trade-off plots, sample grids, training curves and (with "
+                     "runtimes) latency against MACs of a results directory into DIR/plots/ "
+                     "(stale plots removed)")
     parser.add_argument("dir", help="results directory written by `genbench run`")
     parser.set_defaults(func=_run_cli)

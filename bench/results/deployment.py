@@ -165,16 +165,21 @@ class Reference:
 
 
 def best_fp32(rows: pd.DataFrame, family: str, device: str, batch: int) -> Reference | None:
-    """The Reference of `family` at (device, batch), or None when its eager baseline has no ok
-    row there. Ties go to eager, then to the runtime named first alphabetically."""
+    """The Reference of `family` at (device, batch), or None when its baseline has no eager row
+    there. Eager is always a candidate, at speedup 1 by definition (even when its self-timing
+    row is unstable: that row only measures noise); another runtime only with an ok row. Ties
+    go to eager, then to the runtime named first alphabetically."""
     mine = rows[(rows["family"] == family) & (rows["device"] == device)
                 & (rows["batch_size"] == batch) & rows["is_baseline"]
-                & ~rows["changes_outputs"] & (rows["status"] == schema.STATUS_OK)]
-    if mine.empty or not (mine[RUNTIME] == EAGER).any():
+                & ~rows["changes_outputs"]]
+    eager = mine[RUNTIME] == EAGER
+    if not eager.any():
         return None
-    order = mine.assign(not_eager=mine[RUNTIME] != EAGER).sort_values(
-        ["speedup", "not_eager", RUNTIME], ascending=[False, True, True], kind="stable")
-    best = order.iloc[0]
+    mine = mine[eager | (mine["status"] == schema.STATUS_OK)]
+    mine = mine.assign(speedup=mine["speedup"].where(mine[RUNTIME] != EAGER, 1.0),
+                       not_eager=mine[RUNTIME] != EAGER)
+    best = mine.sort_values(["speedup", "not_eager", RUNTIME], ascending=[False, True, True],
+                            kind="stable").iloc[0]
     return Reference(str(best[RUNTIME]), float(best["speedup"]), float(best["p50_ms"]))
 
 

@@ -189,7 +189,10 @@ def _step_extras(steps: list[dict[str, Any]]) -> dict[str, Any]:
 def _step_label(index: int, step: dict[str, Any], extra_keys: set[str] | None) -> str:
     """'prune_magnitude sparsity 0.5, global, ft 100, lr=0.001': headline fields always, the
     others when extra_keys (qualified '<index>:<field>'; None: all) names them."""
-    parts = [_STEP_LABELS.get(key, "{}").format(step[key]) for key in _STEP_HEADLINE
+    # The "steps" method's `steps` are DDIM sampling steps, not fine-tuning steps.
+    labels = {**_STEP_LABELS, "steps": "{} DDIM steps"} if step.get("method") == "steps" else (
+        _STEP_LABELS)
+    parts = [labels.get(key, "{}").format(step[key]) for key in _STEP_HEADLINE
              if step.get(key) is not None and str(step[key]) != ""]
     extra = {k.partition(":")[2]: v for k, v in _step_extras([step]).items()}
     keys = sorted(extra) if extra_keys is None else sorted(

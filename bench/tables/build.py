@@ -207,9 +207,12 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "table", help="paper-style tables of a results directory: DIR/tables/<family>.md|tex",
+        "table", help="paper-style tables of a results directory: DIR/tables/<family>.md|tex "
+                      "(and deployment.md when runtimes were measured)",
         description="Write one Markdown and one LaTeX table per family into DIR/tables/ "
-                    "(value ± 95%% interval, ≈ within noise, bold: best beyond every interval).")
+                    "(value ± 95%% interval, ≈ within noise, bold: best beyond every interval), "
+                    "and deployment.md (each compression on each runtime) when the run "
+                    "measured a runtime besides eager.")
     parser.add_argument("dir", help="results directory written by `genbench run`")
     parser.add_argument("--readme", metavar="FILE", default=None,
                         help="also rewrite FILE's <!-- table-excerpt: PATH --> blocks from the "

@@ -135,8 +135,9 @@ def _notes(mine: pd.DataFrame, band: NoiseBand | None, batches: list[int]) -> li
         if len(at):
             name, speedup = at["reference_runtime"].iloc[0], at["reference_speedup"].iloc[0]
             refs.append(f"batch {b}: {name} ({speedup:.2f} x eager)")
-    notes = ["Best fp32 runtime of the baseline (the fastest ok row among the runtimes whose "
-             "outputs equal eager's): " + ("; ".join(refs) or "none measured") + "."]
+    notes = ["Best fp32 runtime of the baseline (eager, at 1 by definition, or the fastest "
+             "runtime whose outputs equal eager's and whose row is ok): "
+             + ("; ".join(refs) or "none measured") + "."]
     if band is not None:
         notes.append(
             f"[a-b]: the speedup noise band: the eager baseline timed against itself gave "

@@ -32,19 +32,21 @@ ACT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 @dataclass(frozen=True)
 class QuantWAConfig(MethodConfig):
-    """Weights: w_bits per-channel affine with MSE clipping (the "quant" method's quantizer).
-    Activations: the input of every Conv2d/ConvTranspose2d/Linear of the UNet fake-quantized to
-    a_bits, affine (uint8-style, zero point free) per tensor, on a range fixed at calibration and
-    applied at every sampling step. Affine rather than symmetric because most inputs follow a
-    SiLU or sit in [0, 1]-like ranges: their minimum is near -0.28 while their maximum is several
-    units, and a symmetric grid would waste about half its levels.
+    """W{w}A{a} fake quantization of a diffusion UNet, activations calibrated across timesteps.
 
-    calibration: "minmax" (observed range of one batch at one random DDIM step), "single_t"
-    (MSE-searched range at the middle step), "timestep_aware" (MSE-searched range over inputs
-    pooled uniformly across every step of the DDIM trajectories; Q-Diffusion, Li et al.
-    arXiv:2302.04304). split_shortcut: each part of a skip concatenation gets its own range in
-    every layer that reads it (Q-Diffusion's shortcut splitting). Execution is simulated: fp32
-    kernels on dequantized values (no int8 activation kernels here), so it is not faster.
+    Weights: w_bits per-channel affine with MSE clipping (the "quant" method's quantizer).
+    Activations: the input of every Conv2d/ConvTranspose2d/Linear of the UNet fake-quantized to
+    a_bits, affine (uint8-style, with a zero point) per tensor, on a range fixed at calibration and
+    applied at every sampling step. Affine rather than symmetric because most inputs follow a
+    SiLU: their minimum is near -0.28 while their maximum is several units, and a symmetric grid
+    would waste about half its levels.
+
+    Calibration "minmax": observed range of one batch at one random DDIM step; "single_t":
+    MSE-searched range at the middle step; "timestep_aware": MSE-searched range over inputs
+    pooled uniformly across every step of the DDIM trajectories (Q-Diffusion, Li et al.
+    arXiv:2302.04304). With split_shortcut each part of a skip concatenation gets its own range
+    in every layer that reads it (Q-Diffusion's shortcut splitting). Execution is simulated:
+    fp32 kernels on dequantized values (no int8 activation kernels here), so it is not faster.
     """
 
     method: ClassVar[str] = "quant_wa"

@@ -27,10 +27,12 @@ def require_ddim(model: GenerativeModel, method: str) -> None:
 
 @dataclass(frozen=True)
 class StepsConfig(MethodConfig):
-    """Sample with `steps` DDIM steps (eta = 0, Song et al. arXiv:2010.02502) instead of the
-    model's own number. No weight changes: the UNet is called `steps` times per sample, so the
-    MACs of forward are steps x the MACs of one UNet call (counted by the accounting's hooks,
-    which see every call). Execution stays dense fp32."""
+    """Fewer DDIM sampling steps (eta = 0) on a copy of a diffusion model, weights unchanged.
+
+    Song et al. arXiv:2010.02502. The UNet is called `steps` times per sample, so the MACs of
+    forward are steps x the MACs of one UNet call (counted by the accounting's hooks, which see
+    every call). Execution stays dense fp32.
+    """
 
     method: ClassVar[str] = "steps"
     steps: int = 20  # DDIM sampling steps (eta = 0); diffusion families only

@@ -48,8 +48,8 @@ class CompiledModel(GenerativeModel):
 
 
 def warm_up(model: CompiledModel, device: str) -> float:
-    """Compile for batch 1 and for a dynamic batch; returns CPU seconds spent (this process and
-    its compile workers)."""
+    """Compile for batch 1 and for a dynamic batch; returns CPU seconds spent by this process
+    and its finished children (inductor's compile-worker pool outlives the call: not counted)."""
     start = _cpu_seconds()
     with torch.no_grad():
         for batch in (1, WARMUP_BATCH):
@@ -80,6 +80,6 @@ class CompiledRuntime(Runtime):
         with torch.no_grad():
             err = float((model(z) - cm.model(z.to(cm.model.device)).to(device)).abs().max())
         notes = (f"torch.compile inductor, default mode; compile + warm-up {wall:.1f} s wall, "
-                 f"{cpu:.1f} CPU s (batch 1 and a dynamic batch)",)
+                 f"{cpu:.1f} CPU s in this process (batch 1 and a dynamic batch)",)
         return Deployed(model=model, runtime=self.name, execution="inductor",
                         export_max_abs_err=err, notes=notes)

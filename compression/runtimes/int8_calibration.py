@@ -1,12 +1,16 @@
 """Calibration inputs for ORT static quantization, and the quantize_static call itself."""
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from compression.runtimes.export import (
+from compression.runtimes.graphs import (
     DENOISE,
     ROW_INIT,
     ROW_STEP,
@@ -46,7 +50,7 @@ def calibration_feeds(model: GenerativeModel, calib_z: torch.Tensor) -> dict[str
             prev = z.new_zeros(z.shape[0], model.row_dim)
             for _ in range(model.n_rows):
                 step_feeds.append({"prev": prev.numpy(), "z": z.numpy(),
-                                   **{n: s.numpy() for n, s in zip(names, state)}})
+                                   **{n: s.numpy() for n, s in zip(names, state, strict=True)}})
                 prev, *state = step(prev, z, *state)
     return {ROW_INIT: init_feeds, ROW_STEP: step_feeds}
 
@@ -91,8 +95,22 @@ def quantize_graph(src: Path, dst: Path, feeds: Feeds, reduce_range: bool, metho
     # ORT's recommended pre-processing: symbolic shape inference + graph clean-up, so the
     # quantizer sees every shape (needed for per-channel axes).
     pre = dst.with_name(dst.stem + ".pre.onnx")
-    quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    per_channel=True, reduce_range=reduce_range,
-                    calibrate_method=getattr(CalibrationMethod, method))
+    # Both print progress (histogram calibrators) and log per-channel notes for rank-1 weights
+    # (BatchNorm scales, quantized per tensor as they should be): keep them out of the output.
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_root_logger():
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True, reduce_range=reduce_range,
+                        calibrate_method=getattr(CalibrationMethod, method))
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)

@@ -1,4 +1,4 @@
-"""MACs per compute node of an ONNX graph, and which of them run on int8 kernels after ORT fusion."""
+"""MACs per compute node of an ONNX graph, and which run on int8 kernels after ORT fusion."""
 from __future__ import annotations
 
 import math

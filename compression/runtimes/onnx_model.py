@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compression.runtimes.export import DENOISE, ROW_INIT, ROW_STEP, SAMPLING, state_names
+from compression.runtimes.graphs import DENOISE, ROW_INIT, ROW_STEP, SAMPLING, state_names
 from genmodels.base import GenerativeModel
 from genmodels.data import from_rows
 
@@ -77,7 +77,8 @@ class OnnxGraphModel(GenerativeModel):
         prev = np.zeros((z.shape[0], self.row_dim), dtype=np.float32)
         rows = []
         for _ in range(self.n_rows):  # free-running: row t feeds on row t-1's probabilities
-            prev, *state = run[ROW_STEP]({"prev": prev, "z": z, **dict(zip(self.states, state))})
+            feeds = {"prev": prev, "z": z, **dict(zip(self.states, state, strict=True))}
+            prev, *state = run[ROW_STEP](feeds)
             rows.append(prev)
         rows_t = torch.from_numpy(np.stack(rows, axis=1))  # (B, H, W*C)
         return from_rows(rows_t, self.image_shape).numpy()

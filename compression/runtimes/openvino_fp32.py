@@ -59,6 +59,7 @@ class OpenVinoRuntime(Runtime):
             size = sum(path.stat().st_size for path in files.values())
             model = OnnxGraphModel(cm.model, graph_bytes(files), BACKEND, openvino_runner)
         err = check_export(model, cm.model, check_latents(cm.model, ctx))
-        notes = (EXPORT_NOTE, f"OpenVINO {ov.__version__.split('-')[0]} ONNX frontend, CPU plugin, f32 hint",)
+        version = ov.__version__.split("-")[0]
+        notes = (EXPORT_NOTE, f"OpenVINO {version} ONNX frontend, CPU plugin, f32 hint")
         return Deployed(model=model, runtime=self.name, execution="openvino-fp32",
                         export_max_abs_err=err, size_file_bytes=size, notes=notes)

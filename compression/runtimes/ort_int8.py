@@ -23,11 +23,9 @@ from compression.runtimes.export import (
     export_dir,
     export_onnx,
     export_unavailable,
-    graph_calls,
-    is_denoiser_driven,
-    is_row_driven,
     max_abs_error,
 )
+from compression.runtimes.graphs import graph_calls, is_denoiser_driven, is_row_driven
 from compression.runtimes.int8_calibration import calibration_feeds, quantize_graph
 from compression.runtimes.onnx_model import OnnxGraphModel, graph_bytes
 from compression.runtimes.ort_fp32 import EXPORT_NOTE
@@ -59,9 +57,9 @@ class OnnxRuntimeInt8(Runtime):
                 or ort_unavailable(device))
 
     def deploy(self, cm: CompressedModel, device: str, ctx: RuntimeContext) -> Deployed:
-        from compression.runtimes.onnx_macs import int8_share, int8_weights, node_macs
-
         import onnx
+
+        from compression.runtimes.onnx_macs import int8_share, int8_weights, node_macs
 
         model = copy.deepcopy(cm.model).cpu().eval()
         rewritten = replace_conv_transposes(model.deployable())

@@ -77,7 +77,7 @@ class SubPixelConvTranspose2d(nn.Module):
         out_w = (w - 1) * self.sw - 2 * self.padding[1] + self.kernel[1]
         mh, mw = out_h // self.sh, out_w // self.sw  # outputs per phase (equal: s | k)
         phases = []
-        for conv, (top, left) in zip(self.convs, self.pads):
+        for conv, (top, left) in zip(self.convs, self.pads, strict=True):
             th, tw = conv.kernel_size
             # Pad (or crop, when negative) so that the valid correlation yields mh x mw outputs.
             xp = F.pad(x, (left, mw + tw - 1 - left - w, top, mh + th - 1 - top - h))

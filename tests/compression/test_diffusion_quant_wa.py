@@ -125,3 +125,11 @@ def test_bad_settings_are_refused(table: dict, message: str) -> None:
 def test_refused_for_a_family_without_a_sampler(make_model) -> None:
     with pytest.raises(MethodNotApplicable, match="'quant_wa' applies only to diffusion.*'gan'"):
         compress(make_model("gan"), QuantWAConfig(), CTX)
+
+
+def test_the_row_notes_name_the_split_layers() -> None:
+    from bench.cell.notes import cell_notes
+
+    cm = compress(standin(), QuantWAConfig(calibration_samples=2), CTX)
+    assert cell_notes(cm, collapsed=False)["split_shortcut_layers"] == {
+        "unet.conv_out": [2, 2], "unet.skip": [2, 2]}

@@ -1,6 +1,8 @@
 """Method "steps": fewer DDIM steps on a copy; MACs scale by the exact ratio of steps."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusion_standin import standin
@@ -72,3 +74,12 @@ def test_bad_steps_are_refused(steps) -> None:
 def test_refused_for_families_without_a_sampler(family: str, make_model) -> None:
     with pytest.raises(MethodNotApplicable, match=f"'steps' applies only.*'{family}'"):
         compress(make_model(family), StepsConfig(steps=10))
+
+
+def test_a_pipeline_label_calls_them_sampling_steps() -> None:
+    # bench's labels read a step's `steps` as fine-tuning steps ("ft N") for qat/distill.
+    from bench.results.loading import setting_label
+
+    steps = [{"method": "steps", "steps": 20}, {"method": "qat", "bits": 4, "steps": 200}]
+    row = {"method": "steps+qat", "pipeline_json": json.dumps(steps)}
+    assert setting_label(row, extra_keys=()) == "steps 20 DDIM steps -> qat 4-bit, ft 200"

@@ -99,6 +99,8 @@ def _expected(model: nn.Module, sparsity: float) -> tuple[int, int]:
         )
         macs = lat * k2 * s * s + s * s * k2 * k1 * 16 + (2 * s) ** 2 * k1 * c * 16
         return params, macs
+    if model.family == "ddpm":
+        return _expected_ddpm(model, sparsity)
     hid, row, gates = _kept(model.encoder_rnn.hidden_size, sparsity), w * c, 3
     rnn = lambda i: gates * hid * (i + hid) + 2 * gates * hid  # noqa: E731
     params = (
@@ -110,6 +112,29 @@ def _expected(model: nn.Module, sparsity: float) -> tuple[int, int]:
     )
     macs = lat * hid + h * gates * hid * (row + lat + hid) + h * hid * row
     return params, macs
+
+
+def _expected_ddpm(model: nn.Module, sparsity: float) -> tuple[int, int]:
+    """UNet params and MACs of `steps` calls; each residual block's hidden channels h -> kept
+    (the tiny UNet's GroupNorms have one channel per group, so channels are the pruning unit)."""
+    u, c, n, steps = model.unet, model.image_shape[0], model.image_shape[1], model.steps
+    c0, c1, t = u.conv_in.out_channels, u.down_conv1.out_channels, u.temb_dim
+    assert u.down0.norm2.num_groups == u.down0.norm2.num_channels  # one channel per group
+    params = 2 * (t * t + t) + (c * c0 * 9 + c0) + (c0 * c0 * 9 + c0) + (c1 * c1 * 9 + c1)
+    params += 2 * c1 + (c1 * 3 * c1 + 3 * c1) + (c1 * c1 + c1)  # attention
+    params += (c1 * c1 * 16 + c1) + (c1 * c0 * 16 + c0) + 2 * c0 + (c0 * c * 9 + c)
+    macs = 2 * t * t + n * n * c0 * c * 9 + (n // 2) ** 2 * c0 * c0 * 9
+    macs += (n // 4) ** 2 * (c1 * c1 * 9 + 4 * c1 * c1) + (n // 4) ** 2 * c1 * c1 * 16
+    macs += (n // 2) ** 2 * c1 * c0 * 16 + n * n * c * c0 * 9
+    # (block, cin, cout, side): conv1 cin->h, temb t->h, conv2 h->cout, 1x1 skip if cin != cout.
+    for block, cin, cout, side in [(u.down0, c0, c0, n), (u.down1, c0, c1, n // 2),
+                                   (u.mid, c1, c1, n // 4), (u.up1, 2 * c1, c1, n // 2),
+                                   (u.up0, 2 * c0, c0, n)]:
+        h = _kept(block.conv1.out_channels, sparsity)
+        skip = cin * cout + cout if cin != cout else 0
+        params += 2 * cin + (cin * h * 9 + h) + (t * h + h) + 2 * h + (h * cout * 9 + cout) + skip
+        macs += side * side * (cin * h * 9 + h * cout * 9 + (skip and cin * cout)) + t * h
+    return params, steps * macs
 
 
 @pytest.mark.parametrize("sparsity", [0.0, *SPARSITIES])

@@ -57,13 +57,21 @@ def test_best_fp32_runtime_is_the_fastest_ok_row_that_keeps_outputs(run) -> None
     ({"eager": 1.0, "compiled": 1.0}, "eager"),  # a tie goes to eager, the reference
     ({"eager": 1.0, "onnxruntime": 0.7}, "eager"),  # no fp32 runtime faster: eager
     ({"eager": 1.0, "openvino": 1.3, "compiled": 1.3}, "compiled"),  # tie: alphabetical
+    # eager's self-timing unstable: still the reference at 1 by definition, so a slower
+    # runtime never becomes "best", and a faster ok one does
+    ({"eager": math.nan, "compiled": 0.9}, "eager"),
+    ({"eager": math.nan, "compiled": 1.2}, "compiled"),
+    ({"eager": 1.0, "compiled": math.nan}, "eager"),  # an unstable runtime is never best
 ])
 def test_best_fp32_ties_and_slower_runtimes(speedups: dict[str, float], expected: str) -> None:
     rows = pd.DataFrame([{"family": "vae", "device": "cpu", "batch_size": 8, "is_baseline": True,
-                          "changes_outputs": False, "status": "ok", "runtime": name,
-                          "speedup": value, "p50_ms": 1 / value}
-                         for name, value in speedups.items()])
-    assert best_fp32(rows, "vae", "cpu", 8).runtime == expected
+                          "changes_outputs": False, "runtime": name, "speedup": value,
+                          "status": "unstable" if math.isnan(value) else "ok",
+                          "p50_ms": 1 / value} for name, value in speedups.items()])
+    best = best_fp32(rows, "vae", "cpu", 8)
+    assert best.runtime == expected
+    assert best.speedup == (1.0 if expected == "eager" else speedups[expected])
+    assert best_fp32(rows[rows["runtime"] != "eager"], "vae", "cpu", 8) is None
 
 
 def test_speedup_ratios_are_exact(run) -> None:

@@ -200,7 +200,7 @@ def _text(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def test_adding_a_runtime_measures_only_its_rows_on_resume(tmp_path):
+def test_adding_a_runtime_measures_only_its_rows_on_resume(tmp_path, capsys):
     out = tmp_path / "out"
     first = run_sweep(parse_config(with_runtimes(["fake_same"])), out, progress=False)
     before = _text(out / schema.LATENCY_FILE)
@@ -208,6 +208,8 @@ def test_adding_a_runtime_measures_only_its_rows_on_resume(tmp_path):
     second = run_sweep(parse_config(with_runtimes(["fake_same", "fake_int8"])), out,
                        progress=False)
     assert first.ran == 6 and second.cells == 6 and second.ran == 6  # 6 extensions
+    lines = capsys.readouterr().err.splitlines()[-6:]
+    assert all(line.startswith("ok") and line.endswith("+runtimes fake_int8") for line in lines)
     after = _text(out / schema.LATENCY_FILE)
     kept = after[after["runtime"].isin(["eager", "fake_same"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, before)  # stored rows untouched, not measured again

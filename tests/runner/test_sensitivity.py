@@ -112,6 +112,9 @@ def test_adaptive_choices_reach_the_row_notes() -> None:
     mixed = compress(tiny("gan"), MixedQuantConfig(avg_bits=3.0), ctx)
     notes = cell_notes(mixed, collapsed=False)
     assert notes["bits_per_layer"] == mixed.notes["bits_per_layer"]
+    selection = json.loads(json.dumps(notes["bits_selection"]))  # as the row stores it
+    assert selection["chosen"] in selection["joint_drift"] and set(selection["avg_bits"]) == set(
+        selection["joint_drift"])
     assert "weight_granularity" not in notes  # every weight is per channel, as the row says
     pruned = compress(tiny("gan"), AdaptivePruneConfig(sparsity=0.9), ctx)
     assert cell_notes(pruned, collapsed=False)["sparsity_allocation"] == json.loads(
