@@ -9,6 +9,7 @@ measured on the same latents. Files of older code have no `runtime` column: they
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
@@ -116,12 +117,26 @@ def deployment_rows(run: ResultsDir) -> pd.DataFrame:
             "speedup": speedup if ok else np.nan,
             "changes_outputs": runtime != EAGER and not own.empty,
             "seeds": int(group["cell_id"].nunique()), "macs": _mean(first, "macs"),
-            "export_max_abs_err": _max(group, own),
+            "export_max_abs_err": _max(group, own), "fp32_ops": _fp32_ops(own),
             "size_file_bytes": _mean(source, "size_file_bytes") if len(source) else np.nan,
             "int8_mac_fraction": _mean(source, "int8_mac_fraction") if len(source) else np.nan,
             **_quality(source if runtime == EAGER or not own.empty else None),
         })
     return pd.DataFrame(rows)
+
+
+def _fp32_ops(results: pd.DataFrame) -> str:
+    """The op types a runtime left in fp32 (results.csv `fp32_ops`, a JSON list), joined."""
+    if "fp32_ops" not in results.columns:
+        return ""
+    found: list[str] = []
+    for text in results["fp32_ops"].fillna("").astype(str):
+        try:
+            ops = json.loads(text) if text.strip() else []
+        except json.JSONDecodeError:
+            ops = [text]
+        found += [str(op) for op in ops if str(op) not in found] if isinstance(ops, list) else []
+    return ", ".join(found)
 
 
 def _max(latency: pd.DataFrame, results: pd.DataFrame) -> float:

@@ -154,6 +154,14 @@ def _notes(mine: pd.DataFrame, band: NoiseBand | None, batches: list[int]) -> li
     if len(errors):
         notes.append("Export check, max |deployed - eager| over the check latents (pixels in "
                      "[0, 1]): " + ", ".join(f"{r} {e:.1e}" for r, e in errors.items()) + ".")
+    changing = mine[mine["changes_outputs"]]
+    left = []
+    for runtime, group in changing.groupby(RUNTIME, sort=False)["fp32_ops"]:
+        ops = dict.fromkeys(op for text in group for op in text.split(", ") if op)
+        left.append(f"{runtime}: {', '.join(ops) or 'none'}")
+    if left:
+        notes.append("Ops left in fp32 by the runtimes that change outputs: " + "; ".join(left)
+                     + ".")
     seeds = int(mine["seeds"].max()) if len(mine) else 0
     if seeds > 1:
         notes.append(f"Means over {seeds} seeds; a figure only where every seed's row is ok.")

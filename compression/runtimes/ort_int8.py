@@ -33,7 +33,10 @@ from compression.runtimes.ort_session import BACKENDS, ort_runner, ort_unavailab
 from compression.runtimes.subpixel import replace_conv_transposes
 
 CALIBRATION_LATENTS = 256  # latents drawn when ctx.calib_z is None
-CALIBRATION_METHOD = "MinMax"  # see README / H5 report: measured against Percentile and Entropy
+# Measured on the trained default-preset GAN / VAE / RVAE (256 calibration, 512 check latents):
+# Percentile (ORT default 99.999) gave 7-10% lower RMSE against eager fp32 than MinMax in all
+# three; Entropy gave MinMax's ranges exactly. Same calibration cost.
+CALIBRATION_METHOD = "Percentile"
 
 
 @cache

@@ -41,6 +41,7 @@ MACS = {("gan", 0): 1_000_000, ("gan", 1): 300_000, ("gan_w2", 0): 4_000_000}
 SKIP_REASON = "onnxruntime: variant not expressible"
 INT8 = {("gan", 0): (2.0, -1.0, 5.0, 100_000), ("gan", 1): (30.0, 20.0, 40.0, 50_000)}
 FAMILIES = {"gan": {}, "gan_w2": {"model": "gan", "width": 2.0}}
+FP32_OPS = {0: ["ConvTranspose x1"], 1: ["ConvTranspose x1", "Tanh x1"]}  # per cell index
 
 
 def cell_id(family: str, index: int) -> str:
@@ -62,7 +63,7 @@ def _result(family: str, index: int, runtime: str) -> dict:
         delta, low, high, size = INT8[(family, index)]
         row.update(fid_proxy_delta=delta, fid_proxy_delta_ci_low=low,
                    fid_proxy_delta_ci_high=high, size_file_bytes=size, int8_mac_fraction=0.96,
-                   execution="ort-int8-qdq")
+                   execution="ort-int8-qdq", fp32_ops=json.dumps(FP32_OPS[index]))
     return row
 
 
