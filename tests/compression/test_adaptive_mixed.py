@@ -24,9 +24,18 @@ from compression.adaptive.sensitivity import (
     quant_variant,
 )
 from compression.api import compress
+from genmodels.models import MODELS
 
 
-def setup(model, ctx):
+# The DDPM's probe output runs its whole sampler (50 UNet passes per sample), so one selection
+# costs about a minute of CPU on the tiny model: its cases run only with the slow tests.
+@pytest.fixture(params=[pytest.param(f, marks=pytest.mark.slow) if f == "ddpm" else f
+                        for f in sorted(MODELS)])
+def family(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def quant_options(model, ctx):
     targets = prunable_tensors(model)
     z, x = probe_inputs(model, ctx.seed, ctx.train_x)
     options = [[channel_mse_quantize(getattr(m, p), m, b).dequantize() for b in BIT_CHOICES]
@@ -37,7 +46,7 @@ def setup(model, ctx):
 def test_drift_at_alone_equals_drift_table(family, make_model, ctx):
     # With no operating point, drift_at is the one-layer-alone table of the sensitivity module.
     model = make_model(family)
-    targets, options, z, x = setup(model, ctx)
+    targets, options, z, x = quant_options(model, ctx)
     expected = drift_table(model, targets, [quant_variant(b) for b in BIT_CHOICES], z, x)
     assert np.array_equal(drift_at(model, targets, options, None, z, x), expected)
 
@@ -47,7 +56,7 @@ def test_drift_at_operating_point_is_joint_drift_and_restores(family, make_model
     # comes back bit-identical from both functions.
     model = make_model(family)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    targets, options, z, x = setup(model, ctx)
+    targets, options, z, x = quant_options(model, ctx)
     base = [(3 * i + 1) % len(BIT_CHOICES) for i in range(len(targets))]
     table = drift_at(model, targets, options, base, z, x)
     joint = joint_drift(model, targets, options, base, z, x)
@@ -64,7 +73,7 @@ def test_selection_never_drifts_more_than_uniform(family, make_model, ctx, avg_b
     names = [MILP, *(f"joint_{r}" for r in range(1, JOINT_ROUNDS + 1)), UNIFORM]
     assert list(sel.joint_drift) == names and sel.chosen in names
     assert sel.joint_drift[sel.chosen] == min(sel.joint_drift.values())
-    targets, options, z, x = setup(model, ctx)
+    targets, options, z, x = quant_options(model, ctx)
     chosen = [BIT_CHOICES.index(sel.bits[name]) for name, _, _ in targets]
     uniform = [BIT_CHOICES.index(int(avg_bits))] * len(targets)
     assert joint_drift(model, targets, options, chosen, z, x) <= joint_drift(

@@ -37,6 +37,7 @@ def test_compiled_model_pickles_without_its_compiled_callable() -> None:
     assert clone._compiled is None and clone.family == "vae"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_compiled_vae_matches_eager_cuda() -> None:
     _check(build_model("vae").cuda(), "cuda")

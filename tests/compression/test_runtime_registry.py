@@ -62,6 +62,7 @@ def test_cuda_without_gpu_is_a_reason(name: str) -> None:
     assert reason is not None and ("GPU" in reason or "CUDAExecutionProvider" in reason)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(NO_GPU, reason="needs a CUDA GPU")
 def test_onnxruntime_cuda_provider_or_reason() -> None:
     import onnxruntime as ort
