@@ -58,14 +58,15 @@ def _samples(model: torch.nn.Module) -> torch.Tensor:
     return model.sample(N_SAMPLES, torch.Generator().manual_seed(1))
 
 
-# Issue 13's GAN target is not reached yet (measured on the 2-core reference machine, seed 0:
-# FID-proxy 63.0 > 60 and mean confidence 0.873 < 0.9; 10 digits present, 9 of them in 5-15%).
-# A third generator layer (ConvT to 16 channels + BN + 3x3 conv, same recipe) measured worse:
-# FID-proxy 66.5, confidence 0.864, 297 CPU s; 50 epochs of the kept recipe: FID-proxy 61.4,
-# confidence 0.864, every digit within 5-15%, 349 CPU s (machine loaded; 40 epochs: 206 s).
-# Kept as the target, not loosened: xfail until a recipe reaches it (strict=False because float
-# training differs between CPU types, so another machine may land either side of the line).
-@pytest.mark.xfail(reason="issue 13 GAN target not reached: FID-proxy 63.0, confidence 0.873",
+# Issue 13's GAN target is only partly reached (measured on the 2-core reference machine, seed 0,
+# recipe with linear lr decay over the second half): FID-proxy 56.0 <= 60 (its own passing test
+# below), but 8 digits in 5-15% ("3" 4.7%) and mean confidence 0.860 < 0.9. Before the lr decay:
+# FID-proxy 63.0, 9 digits in 5-15%, confidence 0.873. Variants measured with the decay:
+# cutout 0.25 60.2 / 0.872, D 64 channels 69.2 / 0.869; a third generator layer 66.5 / 0.864,
+# 50 epochs 61.4 / 0.864 (both before it). Kept as the target, not loosened: xfail until a recipe
+# reaches it (strict=False because float training differs between CPU types, so another machine
+# may land either side of the line).
+@pytest.mark.xfail(reason="issue 13 GAN target not reached: 8 digits in 5-15%, confidence 0.860",
                    strict=False)
 @torch.no_grad()
 def test_gan_draws_every_digit_cleanly(trained, net, real) -> None:
@@ -76,6 +77,12 @@ def test_gan_draws_every_digit_cleanly(trained, net, real) -> None:
     assert fid <= 60, fid
     assert balanced >= 9, stats["class_fractions"]
     assert stats["mean_confidence"] >= 0.9, stats["mean_confidence"]
+
+
+@torch.no_grad()
+def test_gan_fid_proxy_at_most_60(trained, net, real) -> None:
+    fid = fid_proxy(net.features(_samples(trained("gan"))).double().numpy(), real)
+    assert fid <= 60, fid  # measured 56.0 (63.0 before the lr decay)
 
 
 @torch.no_grad()
