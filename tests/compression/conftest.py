@@ -58,3 +58,17 @@ def tiny_models() -> dict[str, GenerativeModel]:
 def ctx() -> CompressionContext:
     gen = torch.Generator().manual_seed(0)
     return CompressionContext(train_x=torch.rand(N_TRAIN, *TINY_SHAPE, generator=gen), seed=0)
+
+
+# Adaptive methods measure a drift table over every layer x bit-width (or sparsity), each a
+# pass of the model's sampler: on the ddpm that is its whole DDIM loop per probe, about a CPU
+# minute per compression on the tiny model. Its registry-wide cases run with the slow tests.
+SLOW_ON_DDPM = ("quant_mixed", "prune_adaptive")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("family") == "ddpm" and any(
+                str(v).startswith(SLOW_ON_DDPM) for v in params.values()):
+            item.add_marker(pytest.mark.slow)

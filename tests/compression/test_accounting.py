@@ -168,7 +168,8 @@ NO_OP_VARIANTS: dict[str, tuple[str, Callable[[float], list[MethodConfig]]]] = {
        for b, m in [("auto", "dynamic"), ("auto", "weight_only"), ("torchao", "dynamic"),
                     ("torchao", "weight_only"), ("torch.ao-dynamic", "dynamic")]},
     "prune_structured-0": (EXECUTION_SHRUNK, lambda w: [StructuredPruneConfig(sparsity=0.0)]),
-    "distill-same-width": (EXECUTION_SHRUNK, lambda w: [DistillConfig(width=w, steps=0)]),
+    # distill widths are fractions of the teacher: 1.0 is a student of the same size.
+    "distill-same-width": (EXECUTION_SHRUNK, lambda w: [DistillConfig(width=1.0, steps=0)]),
 }
 
 

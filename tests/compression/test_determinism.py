@@ -103,6 +103,13 @@ def test_one_and_two_threads_give_identical_weights(
     for threads in (1, 2):
         torch.set_num_threads(threads)
         results.append(_fingerprint(compress(_model(make_model, family), config, ctx)))
+    if family == "ddpm":
+        # The weights must still be bit-identical; the sampler's output is not, for a reason
+        # outside compression: oneDNN picks a thread-dependent blocking for some of the UNet's
+        # convolutions (measured: a 1x1 Conv2d(3, 6) differs by 1.2e-7 between 1 and 2 threads,
+        # the 4-step output by 6e-7), and DDIM carries it through every step.
+        first, second = (results[0].pop("output"), results[1].pop("output"))
+        torch.testing.assert_close(first, second, rtol=0, atol=1e-5)
     _assert_identical(*results)
 
 
