@@ -72,3 +72,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if params.get("family") == "ddpm" and any(
                 str(v).startswith(SLOW_ON_DDPM) for v in params.values()):
             item.add_marker(pytest.mark.slow)
+

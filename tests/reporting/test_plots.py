@@ -63,7 +63,7 @@ def test_front_on_speed_only_among_variants_not_slower_than_the_baseline() -> No
 
 
 def test_family_and_method_order() -> None:
-    assert ordered_families(["vae", "zeta", "gan", "rvae", "alpha", "gan"]) == [
+    assert ordered_families(["vae", "zeta", "gan", "ddpm", "rvae", "alpha", "gan"]) == [
         *FAMILY_ORDER, "alpha", "zeta"]
     assert ordered_methods(["quant", "baseline", "prune", "quant"]) == [
         "baseline", "quant", "prune"]
