@@ -99,6 +99,11 @@ def test_one_and_two_threads_give_identical_weights(
     # Pool workers run cells on cores // workers threads, the sequential runner on all of them.
     config = METHODS[method].config_cls.example()
     _skip_unless_applicable(config, _model(make_model, family))
+    if family == "ddpm" and method in ("quant_mixed", "prune_adaptive"):
+        # Their allocation is decided by measured output drift, and the ddpm's output is not
+        # thread-invariant (below): a near tie between two allocations can break either way.
+        # Same threads, same allocation: test_same_context_same_weights_... covers it.
+        pytest.skip("drift-driven allocation on a sampler whose output depends on the threads")
     results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
