@@ -81,6 +81,10 @@ def allocate(sensitivity: np.ndarray, cost: np.ndarray, budget: float, fill: flo
     if cheapest > budget:
         raise InfeasibleBudget(f"budget {budget:g} is below the cheapest allocation "
                                f"{cheapest:g}")
+    # Integer costs: an allocation fits `budget` exactly when it fits floor(budget). Giving the
+    # solver the integer bound keeps its 1e-7 tolerance from admitting a cost just above a
+    # budget such as 14874.999999999998 (found by hypothesis).
+    budget = math.floor(budget)
     spend = np.where(allowed, cost, 0.0).ravel()[None, :]
     low = -np.inf
     if fill > 0:
