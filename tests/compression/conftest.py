@@ -11,6 +11,8 @@ seeded, in eval mode.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -67,9 +69,17 @@ SLOW_ON_DDPM = ("quant_mixed", "prune_adaptive")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    long_ok = bool(os.environ.get("GENBENCH_LONG_TESTS"))
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("family") == "ddpm" and any(
-                str(v).startswith(SLOW_ON_DDPM) for v in params.values()):
+        if params.get("family") != "ddpm":
+            continue
+        if any(str(v).startswith(SLOW_ON_DDPM) for v in params.values()) or (
+                "adaptive" in item.path.name):
             item.add_marker(pytest.mark.slow)
+            # Minutes each: kept out of every CI run unless asked for (what they cover on the
+            # other families runs there).
+            if not long_ok:
+                item.add_marker(pytest.mark.skip(
+                    reason="adaptive method on the ddpm (minutes): set GENBENCH_LONG_TESTS=1"))
 
