@@ -27,15 +27,6 @@ from compression.adaptive.sensitivity import (
 )
 from compression.api import apply_pipeline, compress
 from compression.quantization import QuantConfig, load_compressed_state, save_compressed
-from genmodels.models import MODELS
-
-
-# The DDPM's probe output runs its whole sampler (50 UNet passes per sample), so one selection
-# costs about a minute of CPU on the tiny model: its cases run only with the slow tests.
-@pytest.fixture(params=[pytest.param(f, marks=pytest.mark.slow) if f == "ddpm" else f
-                        for f in sorted(MODELS)])
-def family(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 def numels(model) -> dict[str, int]:

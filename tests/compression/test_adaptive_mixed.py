@@ -24,15 +24,6 @@ from compression.adaptive.sensitivity import (
     quant_variant,
 )
 from compression.api import compress
-from genmodels.models import MODELS
-
-
-# The DDPM's probe output runs its whole sampler (50 UNet passes per sample), so one selection
-# costs about a minute of CPU on the tiny model: its cases run only with the slow tests.
-@pytest.fixture(params=[pytest.param(f, marks=pytest.mark.slow) if f == "ddpm" else f
-                        for f in sorted(MODELS)])
-def family(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 def quant_options(model, ctx):
