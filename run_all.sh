@@ -24,7 +24,7 @@ setup() {
         local log="$VENV/pip-install.log"
         if ! { "$PY" -m pip install --upgrade pip \
                && "$PY" -m pip install "torch==2.14.1" "torchvision==0.29.1" \
-               && "$PY" -m pip install -e ".[dev,dist,kernels]"; } >"$log" 2>&1; then
+               && "$PY" -m pip install -e ".[dev,dist,kernels,runtimes]"; } >"$log" 2>&1; then
             tail -n 40 "$log" >&2
             echo "run_all.sh: installing into $VENV failed; the full log is $log" >&2
             exit 1

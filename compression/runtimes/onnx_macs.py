@@ -5,8 +5,10 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import onnx
+if TYPE_CHECKING:  # onnx is the optional `runtimes` extra; imported where used
+    import onnx
 
 # Ops whose MACs count; the weight input index (None: no weight, e.g. activation @ activation).
 FLOAT_COMPUTE = {"Conv": 1, "ConvTranspose": 1, "Gemm": 1, "MatMul": 1, "GRU": 1, "LSTM": 1,
@@ -29,6 +31,7 @@ def _with_batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
 
     ORT's symbolic shape inference, not onnx's: it propagates the constant Slice / Reshape
     arguments of the row step, where onnx.shape_inference leaves the Gemm's input unknown."""
+    import onnx
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     model = onnx.ModelProto.FromString(model.SerializeToString())

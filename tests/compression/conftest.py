@@ -11,6 +11,7 @@ seeded, in eval mode.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -30,6 +31,13 @@ N_TRAIN = 64
 
 
 FAMILIES = sorted(MODELS)
+
+# The deployment runtimes' packages are the optional `runtimes` extra: their tests skip without it.
+_MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime", "openvino")
+            if importlib.util.find_spec(m) is None]
+NEEDS_ORT = pytest.mark.skipif(bool({"onnx", "onnxscript", "onnxruntime"} & set(_MISSING)),
+                               reason="needs the `runtimes` extra (onnx, onnxscript, onnxruntime)")
+NEEDS_OPENVINO = pytest.mark.skipif("openvino" in _MISSING, reason="needs openvino")
 
 
 def build_model(family: str, width: float = TINY_WIDTH, seed: int = 0) -> GenerativeModel:

@@ -15,7 +15,9 @@ from compression.runtimes.export import EXPORT_ATOL, ExportMismatch, check_expor
 from compression.runtimes.graphs import RowInit, RowStep, is_row_driven
 from compression.structured import StructuredPruneConfig
 from genmodels.models import MODELS
-from tests.compression.conftest import TINY_LATENT, TINY_SHAPE, build_model
+from tests.compression.conftest import NEEDS_ORT, TINY_LATENT, TINY_SHAPE, build_model
+
+pytestmark = NEEDS_ORT
 
 # Each export costs seconds (the dynamo exporter): the default run covers every family once and
 # the variant kinds on the GAN; the rest is marked slow.

@@ -9,7 +9,9 @@ from compression.api import as_compressed
 from compression.runtimes import RuntimeContext, get_runtime
 from compression.runtimes.subpixel import SubPixelConvTranspose2d, replace_conv_transposes, supports
 from genmodels.base import GenerativeModel
-from tests.compression.conftest import TINY_SHAPE, build_model
+from tests.compression.conftest import NEEDS_ORT, TINY_SHAPE, build_model
+
+pytestmark = NEEDS_ORT
 
 
 class HandCounted(GenerativeModel):

@@ -8,7 +8,7 @@ from compression.api import EXECUTION_INT8_KERNEL, as_compressed
 from compression.runtimes import RUNTIMES, Deployed, Runtime, RuntimeContext, get_runtime
 from compression.runtimes.base import register_runtime
 from compression.runtimes.ort_int8 import has_vnni
-from tests.compression.conftest import build_model
+from tests.compression.conftest import NEEDS_OPENVINO, NEEDS_ORT, build_model
 
 CORE = ("eager", "compiled", "onnxruntime", "onnxruntime_int8", "openvino")
 NO_GPU = not torch.cuda.is_available()
@@ -40,7 +40,9 @@ def test_eager_is_identity() -> None:
     assert deployed.changes_outputs is False and deployed.int8_mac_fraction is None
 
 
-@pytest.mark.parametrize("name", ["onnxruntime", "onnxruntime_int8", "openvino"])
+@pytest.mark.parametrize("name", [pytest.param("onnxruntime", marks=NEEDS_ORT),
+                                  pytest.param("onnxruntime_int8", marks=NEEDS_ORT),
+                                  pytest.param("openvino", marks=[NEEDS_ORT, NEEDS_OPENVINO])])
 def test_int8_kernel_variants_cannot_be_exported(name: str) -> None:
     cm = as_compressed(build_model("vae"))
     assert get_runtime(name).unavailable(cm, "cpu") is None
@@ -49,7 +51,8 @@ def test_int8_kernel_variants_cannot_be_exported(name: str) -> None:
     assert reason is not None and "cannot export" in reason and "\n" not in reason
 
 
-@pytest.mark.parametrize("name", ["onnxruntime_int8", "openvino"])
+@pytest.mark.parametrize("name", ["onnxruntime_int8",
+                                  pytest.param("openvino", marks=NEEDS_OPENVINO)])
 def test_cpu_only_runtimes_refuse_cuda(name: str) -> None:
     reason = get_runtime(name).unavailable(as_compressed(build_model("gan")), "cuda")
     assert reason is not None and "cuda" in reason

@@ -1,6 +1,7 @@
 """A tiny sweep on the shipped ONNX Runtime runtimes: rows with the right keys and known bounds."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -24,7 +25,10 @@ def _shipped() -> str | None:
     from compression.runtimes import RUNTIMES as registered
 
     missing = [name for name in RUNTIMES if name not in registered]
-    return f"runtimes not registered: {missing}" if missing else None
+    if missing:
+        return f"runtimes not registered: {missing}"
+    absent = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+    return f"needs the `runtimes` extra; not installed: {absent}" if absent else None
 
 
 @pytest.fixture(scope="module")
