@@ -50,6 +50,10 @@ class CompressionContext:
     train_x: torch.Tensor | None = None  # (N, C, H, W) in [0, 1]
     seed: int = 0
     device: str = "cpu"
+    # A lower-is-better sample-quality score of a candidate model (the runner passes a held-out
+    # FID-proxy: its own latents, training images as the real side, never the evaluation's);
+    # methods that choose among candidates (quant_mixed) decide by it when it is given.
+    score: Callable[[GenerativeModel], float] | None = None
 
 
 @dataclass

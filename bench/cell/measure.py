@@ -40,7 +40,8 @@ def measure_cell(config: SweepConfig, cell: Cell, configs: list[Any], baseline: 
     device = quality_device(config)
     dataset = load_dataset(config)
     t0 = time.perf_counter()
-    ctx = CompressionContext(train_x=dataset.train_x, seed=cell.seed, device=device)
+    score = evaluator.selection_score() if hasattr(evaluator, "selection_score") else None
+    ctx = CompressionContext(train_x=dataset.train_x, seed=cell.seed, device=device, score=score)
     cm = apply_pipeline(on_device(baseline, device), configs, ctx)
     compress_seconds = time.perf_counter() - t0
     measured = Measured({"runtime": RUNTIME_EAGER, "compress_seconds": compress_seconds})

@@ -18,6 +18,7 @@ from bench.metrics.likelihood import elbo_per_image, iwae_per_image, recon_bce_p
 from bench.metrics.paired import Outputs, intervals, paired, weights_key
 from bench.metrics.quality import real_floor, sample_metrics
 from bench.metrics.replicates import ReplicateMetrics, half_samples
+from bench.metrics.selection import SelectionScore
 from bench.results.schema import CLASS_COLUMNS, INTERVAL_COLUMNS, QUALITY_COLUMNS
 from genmodels.models.likelihood import nats_to_bpd
 
@@ -111,6 +112,7 @@ class QualityEvaluator:
         self._floor: tuple[dict[str, float], dict[str, float], str] | None = None
         self._replicates: ReplicateMetrics | None = None
         self._baselines: OrderedDict[str, Outputs] = OrderedDict()
+        self._selection: SelectionScore | None = None
 
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.settings.seed)
@@ -243,6 +245,13 @@ class QualityEvaluator:
         assert not unknown, sorted(unknown)
         assert set(classes) <= set(CLASS_COLUMNS), sorted(classes)
         return {**_finite(metrics), **classes}
+
+    def selection_score(self) -> SelectionScore | None:
+        """The held-out score methods choose candidates by (bench.metrics.selection): n_samples
+        images from its own latents against the floor_x (training) images; None without floor_x."""
+        if self._selection is None and self.floor_x is not None:
+            self._selection = SelectionScore(self.feature_fn, self.floor_x, self.settings.n_samples)
+        return self._selection
 
     def describe(self) -> dict[str, object]:
         """Settings for run.json."""

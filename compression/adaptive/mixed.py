@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,12 +40,18 @@ class BitSelection:
     chosen: str
     joint_drift: dict[str, float] = field(default_factory=dict)
     avg_bits: dict[str, float] = field(default_factory=dict)
+    score: dict[str, float] = field(default_factory=dict)  # ctx.score per candidate, if given
+    chosen_by: str = "joint_drift"
 
     def note(self) -> dict[str, object]:
         """Compact record for the results row (4 significant digits)."""
-        return {"chosen": self.chosen,
-                "joint_drift": {k: float(f"{v:.4g}") for k, v in self.joint_drift.items()},
-                "avg_bits": {k: round(v, 4) for k, v in self.avg_bits.items()}}
+        note: dict[str, object] = {
+            "chosen": self.chosen, "chosen_by": self.chosen_by,
+            "joint_drift": {k: float(f"{v:.4g}") for k, v in self.joint_drift.items()},
+            "avg_bits": {k: round(v, 4) for k, v in self.avg_bits.items()}}
+        if self.score:
+            note["score"] = {k: float(f"{v:.4g}") for k, v in self.score.items()}
+        return note
 
 
 @torch.no_grad()
@@ -82,19 +88,29 @@ def drift_at(model: GenerativeModel, targets: Sequence[PrunableTensor], options:
 def joint_drift(model: GenerativeModel, targets: Sequence[PrunableTensor], options: Options,
                 choice: Sequence[int], z: torch.Tensor, x: torch.Tensor | None = None) -> float:
     """Drift of the model with all layers quantized together at `choice` (restored after)."""
-    weights = [getattr(m, p) for _, m, p in targets]
-    originals = [w.detach().clone() for w in weights]
     was_training = model.training
     model.eval()
     try:
         reference = probe_outputs(model, z, x)
+        return with_choice(model, targets, options, choice,
+                           lambda m: output_drift(probe_outputs(m, z, x), reference))
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def with_choice(model: GenerativeModel, targets: Sequence[PrunableTensor], options: Options,
+                choice: Sequence[int], measure: Callable[[GenerativeModel], float]) -> float:
+    """measure(model) with every layer at its `choice` option; the weights are restored after."""
+    weights = [getattr(m, p) for _, m, p in targets]
+    originals = [w.detach().clone() for w in weights]
+    try:
         for w, opts, j in zip(weights, options, choice, strict=True):
             w.copy_(opts[j])
-        return output_drift(probe_outputs(model, z, x), reference)
+        return float(measure(model))
     finally:
         for w, original in zip(weights, originals, strict=True):
             w.copy_(original)
-        model.train(was_training)
 
 
 def select_bits(model: GenerativeModel, avg_bits: float, ctx: CompressionContext
@@ -107,14 +123,16 @@ def select_bits(model: GenerativeModel, avg_bits: float, ctx: CompressionContext
     2. JOINT_ROUNDS times: re-measure D[l, b] at the previous candidate's operating point
        (every other layer at its chosen width) and solve again: candidates "joint_1", ...
     3. Uniform floor(avg_bits) bits when it meets the fill: candidate "uniform".
-    The candidate with the least joint drift (all layers quantized together, on the same fixed
-    probe) wins; ties go to the earlier one in that order. What this buys: the summed one-layer
-    drift is only a proxy (errors of layers interact), and the final check on the real joint
-    effect, the accuracy-aware selection of NNCF and HAWQ-V3 (arXiv:2011.10680) with output
-    drift as the yardstick, makes the result never drift more than uniform quantization at the
-    same budget on the probe. It does not make the FID-proxy no worse: drift measures closeness
-    to the fp32 model, and a quantized layer can move the samples' distribution the other way.
-    Deterministic: the probe is seeded by ctx.seed, the quantizer and HiGHS are deterministic."""
+    Every candidate's joint drift (all layers quantized together, on the same fixed probe) is
+    recorded. With ctx.score (the runner's held-out FID-proxy, bench.metrics.selection) the
+    candidate with the least score wins; without it, the least joint drift. Ties go to the
+    earlier one in the order above. What this buys: the summed one-layer drift is only a proxy
+    (errors of layers interact), and the final check on the real joint effect is the
+    accuracy-aware selection of NNCF and HAWQ-V3 (arXiv:2011.10680). Drift alone measures
+    closeness to the fp32 model, and a quantized layer can move the samples' distribution the
+    other way (the VAE at 4 bits: least drift, worse FID-proxy than uniform), hence the score.
+    Deterministic: the probe is seeded by ctx.seed, the quantizer and HiGHS are deterministic,
+    the score's latents are fixed."""
     targets = prunable_tensors(model)
     z, x = probe_inputs(model, ctx.seed, ctx.train_x)
     options = [[channel_mse_quantize(getattr(m, p), m, b).dequantize().to(
@@ -131,15 +149,21 @@ def select_bits(model: GenerativeModel, avg_bits: float, ctx: CompressionContext
     uniform = math.floor(avg_bits)
     if uniform * numel.sum() >= BUDGET_FILL * budget:
         candidates[UNIFORM] = np.full(len(targets), BIT_CHOICES.index(uniform))
-    measured: dict[tuple[int, ...], float] = {}
-    selection = BitSelection(bits={}, chosen="")
+    measured: dict[tuple[int, ...], tuple[float, float | None]] = {}
+    selection = BitSelection(bits={}, chosen="",
+                             chosen_by="joint_drift" if ctx.score is None else "score")
     for name, choice in candidates.items():
         key = tuple(int(j) for j in choice)
         if key not in measured:
-            measured[key] = joint_drift(model, targets, options, choice, z, x)
-        selection.joint_drift[name] = measured[key]
+            score = (None if ctx.score is None
+                     else with_choice(model, targets, options, choice, ctx.score))
+            measured[key] = (joint_drift(model, targets, options, choice, z, x), score)
+        selection.joint_drift[name], score = measured[key]
+        if score is not None:
+            selection.score[name] = score
         selection.avg_bits[name] = total(cost, choice) / numel.sum()
-    selection.chosen = min(candidates, key=lambda k: selection.joint_drift[k])  # first on ties
+    by = selection.joint_drift if ctx.score is None else selection.score
+    selection.chosen = min(candidates, key=lambda k: by[k])  # the first on ties
     selection.bits = {name: BIT_CHOICES[j] for (name, _, _), j
                       in zip(targets, candidates[selection.chosen], strict=True)}
     return selection

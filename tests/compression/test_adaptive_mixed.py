@@ -1,6 +1,8 @@
 """quant_mixed's selection: joint-drift tables, candidates, the fill, never worse than uniform."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,31 @@ def test_selection_note_deterministic(make_model, ctx):
     a = compress(make_model("rvae"), MixedQuantConfig(avg_bits=3.0), ctx).notes
     b = compress(make_model("rvae"), MixedQuantConfig(avg_bits=3.0), ctx).notes
     assert a["bits_selection"] == b["bits_selection"] and a["bits_per_layer"] == b["bits_per_layer"]
+
+
+@pytest.mark.parametrize("target", [UNIFORM, MILP])
+def test_a_score_decides_and_sees_each_candidates_weights(make_model, ctx, target):
+    # A score that is 0 exactly on one candidate's weights and 1 elsewhere: that candidate wins
+    # whatever the drifts say, every candidate is scored once with its own weights in place,
+    # and the model comes back bit-identical.
+    model = make_model("vae")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = select_bits(model, 4.0, ctx)
+    targets, options, _, _ = quant_options(model, ctx)
+    wanted = ([BIT_CHOICES.index(4)] * len(targets) if target == UNIFORM
+              else [BIT_CHOICES.index(plain.bits[name]) for name, _, _ in targets])
+    seen = []
+
+    def score(m):
+        seen.append(1)
+        at = [getattr(mod, p) for _, mod, p in targets]
+        return 0.0 if all(torch.equal(w, options[i][j]) for i, (w, j)
+                          in enumerate(zip(at, wanted, strict=True))) else 1.0
+
+    sel = select_bits(model, 4.0, dataclasses.replace(ctx, score=score))
+    assert sel.chosen_by == "score" and sel.score[sel.chosen] == 0.0
+    assert [BIT_CHOICES.index(sel.bits[name]) for name, _, _ in targets] == wanted
+    assert len(seen) == len(set(sel.joint_drift.values()))  # one call per distinct allocation
+    assert set(sel.score) == set(sel.joint_drift) and sel.joint_drift == plain.joint_drift
+    assert sel.note()["score"][sel.chosen] == 0.0 and plain.chosen_by == "joint_drift"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
