@@ -27,7 +27,8 @@ def _shipped() -> str | None:
     missing = [name for name in RUNTIMES if name not in registered]
     if missing:
         return f"runtimes not registered: {missing}"
-    absent = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+    absent = [m for m in ("onnx", "onnxscript", "onnxruntime")
+              if importlib.util.find_spec(m) is None]
     return f"needs the `runtimes` extra; not installed: {absent}" if absent else None
 
 
