@@ -45,7 +45,8 @@ class MixedQuantConfig(MethodConfig):
     quantizer: affine, per channel, MSE clipping) at sum_l n_l b_l <= avg_bits * sum_l n_l over
     the prunable weights, spending at least 98% of it where the layer sizes allow; chosen by
     `compression.adaptive.mixed.select_bits` (MILP on per-layer drifts, then the candidate,
-    uniform included, with the least joint drift). The row's notes say which candidate won.
+    uniform included, with the least held-out FID-proxy when the runner passes one, else the
+    least joint drift). The row's notes say which candidate won and by what.
 
     The budget is on the code bits (the results' bits_per_weight). Scales counted, it is the
     same: the per-channel scales and zero points do not depend on the widths, so they add the
