@@ -125,3 +125,19 @@ def test_fid_proxy_falls_while_a_small_vae_learns(mnist5k, net) -> None:
     # Measured on the reference machine: 1,099, 760, 561, 412.
     assert len(fids) == 4 and fids[-1] < 0.6 * fids[0] and min(fids) == fids[-1], fids
 
+
+
+def test_ddpm_curve_is_scored_at_its_curve_steps_and_the_steps_come_back() -> None:
+    # The ddpm's curve points sample at curve_steps DDIM steps (cheap), evaluation at its own;
+    # a family without curve_steps samples unchanged.
+    from genmodels.fit import _at_curve_steps
+
+    ddpm = build_model("ddpm", image_shape=(1, 28, 28), channels=4, steps=5)
+    seen = []
+    sampler = _at_curve_steps(ddpm, lambda n, g: seen.append(ddpm.steps) or torch.zeros(n))
+    sampler(2, torch.Generator())
+    assert seen == [type(ddpm).curve_steps] and ddpm.steps == 5
+    assert type(ddpm).curve_steps < 50 and type(ddpm).curve_fid_points < cf.CURVE_FID_POINTS
+    gan_sample = build_model("gan", image_shape=(1, 28, 28), latent_dim=4).sample
+    assert _at_curve_steps(build_model("gan", image_shape=(1, 28, 28), latent_dim=4),
+                           gan_sample) is gan_sample
