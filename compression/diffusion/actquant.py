@@ -45,8 +45,13 @@ class QuantWAConfig(MethodConfig):
     MSE-searched range at the middle step; "timestep_aware": MSE-searched range over inputs
     pooled uniformly across every step of the DDIM trajectories (Q-Diffusion, Li et al.
     arXiv:2302.04304). With split_shortcut each part of a skip concatenation gets its own range
-    in every layer that reads it (Q-Diffusion's shortcut splitting). Execution is simulated:
-    fp32 kernels on dequantized values (no int8 activation kernels here), so it is not faster.
+    in every layer that reads it (Q-Diffusion's shortcut splitting). With head_stem_bits, the
+    UNet's first and last layers (the model's `io_layers`, if it names them: the conv that reads the noisy image
+    and the one that writes the predicted noise) keep weights and input activations at that many
+    bits (at least w_bits / a_bits), as Q-Diffusion and BRECQ do (their
+    `set_first_last_layer_to_8bit`); None quantizes them like every other layer. Execution is
+    simulated: fp32 kernels on dequantized values (no int8 activation kernels here), so it is
+    not faster.
     """
 
     method: ClassVar[str] = "quant_wa"
@@ -55,6 +60,7 @@ class QuantWAConfig(MethodConfig):
     calibration: str = "timestep_aware"  # "minmax", "single_t" or "timestep_aware"
     split_shortcut: bool = True  # own range for each part of a skip concatenation
     calibration_samples: int = 64  # DDIM trajectories whose layer inputs calibrate
+    head_stem_bits: int | None = 8  # first and last UNet layer: weights and inputs (None: as all)
 
     def __post_init__(self) -> None:
         check_bits(self.w_bits)
@@ -67,6 +73,8 @@ class QuantWAConfig(MethodConfig):
         if self.calibration_samples < 1:
             raise ValueError(
                 f"calibration_samples must be >= 1; got {self.calibration_samples}")
+        if self.head_stem_bits is not None:
+            check_bits(self.head_stem_bits)
 
     @classmethod
     def example(cls) -> QuantWAConfig:
@@ -76,7 +84,8 @@ class QuantWAConfig(MethodConfig):
         return {"bits": self.w_bits, "granularity": "channel", "rounding": "mse",
                 "activation_bits": self.a_bits, "calibration": self.calibration,
                 "split_shortcut": self.split_shortcut,
-                "calibration_samples": self.calibration_samples}
+                "calibration_samples": self.calibration_samples,
+                "head_stem_bits": self.head_stem_bits}
 
     def check_applicable(self, model: GenerativeModel) -> None:
         require_ddim(model, self.method)
@@ -119,9 +128,15 @@ def find_splits(model: GenerativeModel, layers: dict[str, nn.Module]
 def quantize_weights_activations(cm: CompressedModel, config: QuantWAConfig,
                                  ctx: CompressionContext) -> CompressedModel:
     model = cm.model
+    io = set(getattr(model, "io_layers", ())) if config.head_stem_bits is not None else set()
+    w_io, a_io = (max(config.w_bits, config.head_stem_bits or 0),
+                  max(config.a_bits, config.head_stem_bits or 0))
     # Weights first, so calibration sees the inputs the weight-quantized layers produce.
-    quantize_model_weights(cm, QuantConfig(bits=config.w_bits))
+    quantize_model_weights(cm, QuantConfig(bits=config.w_bits),
+                           {name: w_io for name, _, _ in prunable_tensors(model)
+                            if name.rsplit(".", 1)[0] in io})
     layers = act_layers(model)
+    bits = {name: a_io if name in io else config.a_bits for name in layers}
     splits = find_splits(model, layers) if config.split_shortcut else {}
     gen = torch.Generator().manual_seed(ctx.seed)
     record_at = calibration_steps(config.calibration, int(model.steps), gen)
@@ -129,12 +144,11 @@ def quantize_weights_activations(cm: CompressedModel, config: QuantWAConfig,
                                                config.calibration_samples, gen)
     ranges: dict[str, list[list[float]]] = {}
     for name, parts in pooled.items():
-        part_ranges = [choose_range(values, config.calibration, config.a_bits)
-                       for values in parts]
+        part_ranges = [choose_range(values, config.calibration, bits[name]) for values in parts]
         if name in splits:
-            hook: Any = SplitActivationFakeQuant(splits[name], part_ranges, config.a_bits)
+            hook: Any = SplitActivationFakeQuant(splits[name], part_ranges, bits[name])
         else:
-            hook = ActivationFakeQuant(*part_ranges[0], config.a_bits)
+            hook = ActivationFakeQuant(*part_ranges[0], bits[name])
         layers[name].register_forward_pre_hook(hook)
         ranges[name] = [[lo, hi] for lo, hi in part_ranges]
     cm.execution = EXECUTION_SIMULATED
@@ -143,6 +157,8 @@ def quantize_weights_activations(cm: CompressedModel, config: QuantWAConfig,
     cm.notes["activation_ranges"] = dict(sorted(ranges.items()))
     cm.notes["split_shortcut_layers"] = {n: list(s) for n, s in sorted(splits.items())}
     cm.notes["calibration_timesteps"] = counter.recorded
+    if io:
+        cm.notes["head_stem_layers"] = {"layers": sorted(io), "w_bits": w_io, "a_bits": a_io}
     cm.notes["activation_calibration"] = (
         f"{config.calibration}: affine per tensor, {config.calibration_samples} DDIM "
         f"trajectories of {model.steps} steps, {len(counter.recorded)} step(s) recorded")

@@ -136,11 +136,14 @@ def calibrate_input_ranges(model: GenerativeModel, modules: dict[str, nn.Module]
     return {name: (lo, hi) for name, (lo, hi) in ranges.items()}
 
 
-def quantize_model_weights(cm: CompressedModel, config: QuantConfig) -> None:
-    """Replace every prunable weight by its dequantized codes; record codes in cm.quantized."""
+def quantize_model_weights(cm: CompressedModel, config: QuantConfig,
+                           bits: dict[str, int] | None = None) -> None:
+    """Replace every prunable weight by its dequantized codes; record codes in cm.quantized.
+    `bits` overrides config.bits for the weights it names."""
     for name, module, pname in prunable_tensors(cm.model):
         weight = getattr(module, pname)
-        qw = quantize_weight(weight, config.bits, config.scheme, config.granularity,
+        qw = quantize_weight(weight, (bits or {}).get(name, config.bits), config.scheme,
+                             config.granularity,
                              config.rounding, channel_axis(module), config.group_size)
         with torch.no_grad():
             weight.copy_(qw.dequantize().to(weight.device, weight.dtype))

@@ -81,6 +81,9 @@ class DDPM(GenerativeModel):
     # steps score higher than the evaluation's 50.
     curve_fid_points = 10
     curve_steps = 10
+    # The layers that read the noisy image and write the predicted noise (names of modules):
+    # what PTQ recipes keep at 8 bits (compression.diffusion quant_wa's head_stem_bits).
+    io_layers = ("unet.conv_in", "unet.conv_out")
 
     def __init__(
         self,

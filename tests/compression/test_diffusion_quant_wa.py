@@ -111,10 +111,32 @@ def test_quant_wa_records_execution_and_settings() -> None:
     assert cm.settings()["bits"] == 8 and cm.settings()["activation_bits"] == 8
 
 
+@pytest.mark.parametrize("head_stem", [8, None])
+def test_head_and_stem_keep_their_bits(head_stem) -> None:
+    # W4A4 with head_stem_bits 8: the UNet's conv_in and conv_out hold 8-bit weight codes and
+    # 8-bit input grids, every other layer 4; with None every layer is at 4.
+    model = _ddpm(steps=2)
+    cm = compress(model, QuantWAConfig(4, 4, calibration_samples=2, head_stem_bits=head_stem),
+                  CTX)
+    io = {"unet.conv_in", "unet.conv_out"}
+    assert set(model.io_layers) == io
+    weight_bits = {name.rsplit(".", 1)[0]: q.bits for name, q in cm.quantized.items()}
+    want = {n: 8 if head_stem and n in io else 4 for n in weight_bits}
+    assert weight_bits == want and io <= set(weight_bits)
+    for name, module in cm.model.named_modules():
+        hooks = [h for h in module._forward_pre_hooks.values()
+                 if isinstance(h, ActivationFakeQuant | SplitActivationFakeQuant)]
+        if name in weight_bits:
+            parts = hooks[0].parts if isinstance(hooks[0], SplitActivationFakeQuant) else hooks
+            assert {p.bits for p in parts} == {want[name]}, name
+    assert ("head_stem_layers" in cm.notes) == (head_stem is not None)
+
+
 @pytest.mark.parametrize(("table", "message"), [
     ({"calibration": "mean"}, "calibration must be one of"),
     ({"a_bits": 1}, "bits must be an integer"),
     ({"split_shortcut": "yes"}, "split_shortcut must be true or false"),
+    ({"head_stem_bits": 9}, "bits must be an integer"),
     ({"a_bit": 8}, "unknown key"),
 ])
 def test_bad_settings_are_refused(table: dict, message: str) -> None:
