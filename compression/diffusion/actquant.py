@@ -46,12 +46,12 @@ class QuantWAConfig(MethodConfig):
     pooled uniformly across every step of the DDIM trajectories (Q-Diffusion, Li et al.
     arXiv:2302.04304). With split_shortcut each part of a skip concatenation gets its own range
     in every layer that reads it (Q-Diffusion's shortcut splitting). With head_stem_bits, the
-    UNet's first and last layers (the model's `io_layers`, if it names them: the conv that reads the noisy image
-    and the one that writes the predicted noise) keep weights and input activations at that many
-    bits (at least w_bits / a_bits), as Q-Diffusion and BRECQ do (their
-    `set_first_last_layer_to_8bit`); None quantizes them like every other layer. Execution is
-    simulated: fp32 kernels on dequantized values (no int8 activation kernels here), so it is
-    not faster.
+    UNet's first and last layers (the model's `io_layers`, if it names them: the conv that reads
+    the noisy image and the one that writes the predicted noise) keep weights and input
+    activations at that many bits (at least w_bits / a_bits), as Q-Diffusion and BRECQ do
+    (their `set_first_last_layer_to_8bit`); 0 quantizes them like every other layer.
+    Execution is simulated: fp32 kernels on dequantized values (no int8 activation kernels
+    here), so it is not faster.
     """
 
     method: ClassVar[str] = "quant_wa"
@@ -60,7 +60,7 @@ class QuantWAConfig(MethodConfig):
     calibration: str = "timestep_aware"  # "minmax", "single_t" or "timestep_aware"
     split_shortcut: bool = True  # own range for each part of a skip concatenation
     calibration_samples: int = 64  # DDIM trajectories whose layer inputs calibrate
-    head_stem_bits: int | None = 8  # first and last UNet layer: weights and inputs (None: as all)
+    head_stem_bits: int = 8  # first and last UNet layer: weights and inputs (0: like the rest)
 
     def __post_init__(self) -> None:
         check_bits(self.w_bits)
@@ -73,7 +73,7 @@ class QuantWAConfig(MethodConfig):
         if self.calibration_samples < 1:
             raise ValueError(
                 f"calibration_samples must be >= 1; got {self.calibration_samples}")
-        if self.head_stem_bits is not None:
+        if self.head_stem_bits != 0:
             check_bits(self.head_stem_bits)
 
     @classmethod
@@ -128,9 +128,9 @@ def find_splits(model: GenerativeModel, layers: dict[str, nn.Module]
 def quantize_weights_activations(cm: CompressedModel, config: QuantWAConfig,
                                  ctx: CompressionContext) -> CompressedModel:
     model = cm.model
-    io = set(getattr(model, "io_layers", ())) if config.head_stem_bits is not None else set()
-    w_io, a_io = (max(config.w_bits, config.head_stem_bits or 0),
-                  max(config.a_bits, config.head_stem_bits or 0))
+    io = set(getattr(model, "io_layers", ())) if config.head_stem_bits else set()
+    w_io, a_io = (max(config.w_bits, config.head_stem_bits),
+                  max(config.a_bits, config.head_stem_bits))
     # Weights first, so calibration sees the inputs the weight-quantized layers produce.
     quantize_model_weights(cm, QuantConfig(bits=config.w_bits),
                            {name: w_io for name, _, _ in prunable_tensors(model)

@@ -111,10 +111,10 @@ def test_quant_wa_records_execution_and_settings() -> None:
     assert cm.settings()["bits"] == 8 and cm.settings()["activation_bits"] == 8
 
 
-@pytest.mark.parametrize("head_stem", [8, None])
+@pytest.mark.parametrize("head_stem", [8, 0])
 def test_head_and_stem_keep_their_bits(head_stem) -> None:
     # W4A4 with head_stem_bits 8: the UNet's conv_in and conv_out hold 8-bit weight codes and
-    # 8-bit input grids, every other layer 4; with None every layer is at 4.
+    # 8-bit input grids, every other layer 4; with 0 every layer is at 4.
     model = _ddpm(steps=2)
     cm = compress(model, QuantWAConfig(4, 4, calibration_samples=2, head_stem_bits=head_stem),
                   CTX)
@@ -129,7 +129,7 @@ def test_head_and_stem_keep_their_bits(head_stem) -> None:
         if name in weight_bits:
             parts = hooks[0].parts if isinstance(hooks[0], SplitActivationFakeQuant) else hooks
             assert {p.bits for p in parts} == {want[name]}, name
-    assert ("head_stem_layers" in cm.notes) == (head_stem is not None)
+    assert ("head_stem_layers" in cm.notes) == (head_stem == 8)
 
 
 @pytest.mark.parametrize(("table", "message"), [
