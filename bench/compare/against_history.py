@@ -15,7 +15,8 @@ from bench.compare.verdicts import (
     relative_change,
 )
 from bench.results import schema
-from bench.results.loading import KEY_COLUMNS, cell_label
+from bench.results.labels import cell_label
+from bench.results.loading import KEY_COLUMNS
 
 GROUP = KEY_COLUMNS + ["device", "batch_size", "metric"]
 # Raw milliseconds drift between processes far beyond their within-run intervals (see

@@ -27,7 +27,8 @@ from bench.compare.verdicts import (
 from bench.results import schema
 from bench.results.annotations import speedup_noise_band
 from bench.results.environment import machine_of
-from bench.results.loading import KEY_COLUMNS, ResultsDir, cell_label, seed_summary
+from bench.results.labels import cell_label
+from bench.results.loading import KEY_COLUMNS, ResultsDir, seed_summary
 
 # A row's identity in a comparison: the cell key and the runtime that ran it (results of code
 # before runtimes load as "eager", so they match the eager rows of newer runs).

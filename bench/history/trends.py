@@ -6,7 +6,8 @@ import pandas as pd
 
 from bench.history.store import RUN_COLUMNS, SERIES_COLUMNS
 from bench.results import schema
-from bench.results.loading import KEY_COLUMNS, cell_label
+from bench.results.labels import cell_label
+from bench.results.loading import KEY_COLUMNS
 
 # What a trend point is: one run of one series (device and batch size belong to the series).
 POINT_COLUMNS = [*SERIES_COLUMNS, "run_date", "commit"]

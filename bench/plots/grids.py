@@ -7,7 +7,8 @@ import numpy as np
 
 from bench.plots.style import plt, save
 from bench.results.annotations import as_flag
-from bench.results.loading import ResultsDir, compact_setting_labels
+from bench.results.labels import compact_setting_labels
+from bench.results.loading import ResultsDir
 
 
 def load_images(path: Path) -> np.ndarray | None:

@@ -14,7 +14,8 @@ from bench.errors import InputError
 from bench.history.store import TREND_METRICS
 from bench.history.trends import detect_regressions, run_means
 from bench.plots.style import COLORS, LINESTYLES, MARKERS, plt, save
-from bench.results.loading import KEY_COLUMNS, compact_setting_labels
+from bench.results.labels import compact_setting_labels
+from bench.results.loading import KEY_COLUMNS
 
 _SETTING_KEY = [c for c in KEY_COLUMNS if c != "family"]
 

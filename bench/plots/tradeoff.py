@@ -13,7 +13,8 @@ from bench.plots.style import AXIS_LABELS, marker_style, plt, save, seeds_in_wor
 from bench.results import schema
 from bench.results.annotations import as_flag, floor_summary, n_samples, speedup_noise_band
 from bench.results.families import ordered_methods
-from bench.results.loading import ResultsDir, compact_setting_labels, seed_summary, with_latency
+from bench.results.labels import compact_setting_labels
+from bench.results.loading import ResultsDir, seed_summary, with_latency
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 # Minor ticks of a log axis labelled at 2, 3 and 5 times a power of ten only: a label at 0.9 or

@@ -17,7 +17,8 @@ from bench.results.annotations import (
     unstable_latency_rows,
 )
 from bench.results.families import ordered_families
-from bench.results.loading import ResultsDir, cell_label
+from bench.results.labels import cell_label
+from bench.results.loading import ResultsDir
 
 PLUS_MINUS = "±"
 _BYTES_KEYS = ("_bytes", "memory")

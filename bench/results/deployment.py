@@ -17,7 +17,8 @@ import pandas as pd
 
 from bench.results import schema
 from bench.results.annotations import NoiseBand, speedup_noise_band
-from bench.results.loading import ResultsDir, compact_setting_labels
+from bench.results.labels import compact_setting_labels
+from bench.results.loading import ResultsDir
 
 RUNTIME = "runtime"  # the column of latency.csv and results.csv (bench.results.schema)
 EAGER = schema.RUNTIME_EAGER

@@ -45,7 +45,7 @@ NOT_MEASURING = (
     "bench/config/reference_docs.py", "bench/config/reference_notes.py",
     "bench/results/annotations.py", "bench/results/deployment.py",
     "bench/results/environment.py", "bench/results/families.py",
-    "bench/results/loading.py", "bench/results/store.py",
+    "bench/results/loading.py", "bench/results/labels.py", "bench/results/store.py",
     "bench/run/cli.py", "bench/run/invocations.py", "bench/run/progress.py",
     "bench/run/sensitivity.py", "bench/run/sweep.py", "bench/run/takeover.py",
 )

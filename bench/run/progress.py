@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.results.loading import setting_label
+from bench.results.labels import setting_label
 
 WHAT_WIDTH = 44  # "quant 4-bit, channel, mse" and most pipelines fit; longer ones push the rest
 

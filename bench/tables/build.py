@@ -11,14 +11,8 @@ import pandas as pd
 from bench.results import schema
 from bench.results.annotations import NoiseBand, as_flag, n_samples, speedup_noise_band
 from bench.results.families import ordered_families
-from bench.results.loading import (
-    ResultsDir,
-    cell_label,
-    compact_setting_labels,
-    load_results_dir,
-    seed_summary,
-    with_latency,
-)
+from bench.results.labels import cell_label, compact_setting_labels
+from bench.results.loading import ResultsDir, load_results_dir, seed_summary, with_latency
 from bench.tables.columns import (
     COLUMNS,
     Column,

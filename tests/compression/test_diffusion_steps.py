@@ -78,7 +78,7 @@ def test_refused_for_families_without_a_sampler(family: str, make_model) -> None
 
 def test_a_pipeline_label_calls_them_sampling_steps() -> None:
     # bench's labels read a step's `steps` as fine-tuning steps ("ft N") for qat/distill.
-    from bench.results.loading import setting_label
+    from bench.results.labels import setting_label
 
     steps = [{"method": "steps", "steps": 20}, {"method": "qat", "bits": 4, "steps": 200}]
     row = {"method": "steps+qat", "pipeline_json": json.dumps(steps)}

@@ -11,13 +11,8 @@ import pytest
 from synthetic_results import UNSTABLE_SPEEDUP
 
 from bench.results import schema
-from bench.results.loading import (
-    compact_setting_labels,
-    load_results_dir,
-    seed_summary,
-    setting_label,
-    with_latency,
-)
+from bench.results.labels import compact_setting_labels, setting_label
+from bench.results.loading import load_results_dir, seed_summary, with_latency
 from bench.tables.build import (
     COLUMNS,
     NOISE_MARK,

@@ -11,13 +11,8 @@ from conftest import TINY_TOML
 from bench.compare.cli import compare_runs
 from bench.config.sweep import parse_config
 from bench.results import schema
-from bench.results.loading import (
-    KEY_COLUMNS,
-    compact_setting_labels,
-    load_results_dir,
-    seed_summary,
-    setting_label,
-)
+from bench.results.labels import compact_setting_labels, setting_label
+from bench.results.loading import KEY_COLUMNS, load_results_dir, seed_summary
 from bench.results.store import ResultStore
 from bench.run.grid import Cell, expand
 from bench.run.runner import _method_configs
