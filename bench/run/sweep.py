@@ -1,9 +1,12 @@
 """Run a sweep into an output directory: lock, resume, execute, store, progress, run.json."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,8 +164,9 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, executor: str = "loca
                 bar.update(1)
 
         try:
-            execute(config, todo, on_result, executor=executor, workers=workers,
-                    scheduler=scheduler, client=client)
+            with resource_sharer_eof_ignored():
+                execute(config, todo, on_result, executor=executor, workers=workers,
+                        scheduler=scheduler, client=client)
             invocation["status"] = COMPLETED
         finally:
             if bar is not None:
@@ -190,3 +194,31 @@ def _log(bar: Any, line: str) -> None:
         bar.write(line, file=sys.stderr)
     else:
         print(line, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def resource_sharer_eof_ignored() -> Iterator[None]:
+    """threading.excepthook drops the EOFError / ConnectionError of multiprocessing's
+    resource-sharer thread ("Thread-N (_serve)") inside the block, and is restored after it.
+
+    A pool worker that ends while it fetches a shared tensor's file descriptor from the runner
+    (terminated at Ctrl-C, or leaving at shutdown) leaves that thread such an error, which
+    Python would print as a traceback: noise at a Ctrl-C the runner handles. The executor
+    installs the same filter once it stops the pool; the sharer thread can fail earlier, while
+    the interrupt is still on its way there (seen once, a ConnectionResetError in
+    tests/runner/test_interrupt.py under load), so the whole execution runs under this. Any
+    other thread exception is reported as before; a failing worker still surfaces through its
+    future (BrokenProcessPool). Here, not in bench.run.executors: this module only orchestrates
+    (NOT_MEASURING), so the fix changes no cell id."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else ""
+        if not (issubclass(args.exc_type, EOFError | ConnectionError) and "_serve" in name):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous

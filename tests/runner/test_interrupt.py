@@ -130,3 +130,26 @@ def test_only_the_resource_sharer_eof_is_kept_quiet_after_workers_are_stopped(mo
         thread.start()
         thread.join()
     assert reported == ["Thread-3 (work)", "Thread-4 (_serve)"]
+
+
+def test_the_sweep_keeps_only_the_sharer_eof_quiet_and_restores_the_hook(monkeypatch):
+    import threading
+
+    from bench.run.sweep import resource_sharer_eof_ignored
+
+    reported: list[str] = []
+    original = lambda args: reported.append(args.thread.name)  # noqa: E731
+    monkeypatch.setattr(threading, "excepthook", original)
+
+    def fail(exc: BaseException) -> None:
+        raise exc
+
+    with resource_sharer_eof_ignored():
+        for name, exc in [("Thread-2 (_serve)", ConnectionResetError()),
+                          ("Thread-3 (_serve)", EOFError()), ("Thread-4 (work)", EOFError("x")),
+                          ("Thread-5 (_serve)", ValueError("y"))]:
+            thread = threading.Thread(target=fail, args=(exc,), name=name)
+            thread.start()
+            thread.join()
+    assert reported == ["Thread-4 (work)", "Thread-5 (_serve)"]
+    assert threading.excepthook is original
