@@ -22,7 +22,7 @@ from bench.results.schema import (
     STATUS_UNSTABLE,
 )
 from bench.results.store import ResultStore, RunLock
-from bench.run.executors import execute
+from bench.run.executors import _ignore_resource_sharer_eof, execute
 from bench.run.grid import BASELINE, Cell, expand
 from bench.run.invocations import (
     COMPLETED,
@@ -198,26 +198,19 @@ def _log(bar: Any, line: str) -> None:
 
 @contextlib.contextmanager
 def resource_sharer_eof_ignored() -> Iterator[None]:
-    """threading.excepthook drops the EOFError / ConnectionError of multiprocessing's
-    resource-sharer thread ("Thread-N (_serve)") inside the block, and is restored after it.
+    """The executor's filter for multiprocessing's resource-sharer thread
+    (`bench.run.executors._ignore_resource_sharer_eof`: its EOFError / ConnectionError, left
+    when a pool worker ends mid-handshake, prints no traceback) held for the whole block, and
+    threading.excepthook restored after it.
 
-    A pool worker that ends while it fetches a shared tensor's file descriptor from the runner
-    (terminated at Ctrl-C, or leaving at shutdown) leaves that thread such an error, which
-    Python would print as a traceback: noise at a Ctrl-C the runner handles. The executor
-    installs the same filter once it stops the pool; the sharer thread can fail earlier, while
-    the interrupt is still on its way there (seen once, a ConnectionResetError in
-    tests/runner/test_interrupt.py under load), so the whole execution runs under this. Any
+    The executor installs that filter only once it stops the pool; the sharer thread can fail
+    earlier, while the interrupt is still on its way there (seen once, a ConnectionResetError
+    in tests/runner/test_interrupt.py under load), so the whole execution runs under this. Any
     other thread exception is reported as before; a failing worker still surfaces through its
     future (BrokenProcessPool). Here, not in bench.run.executors: this module only orchestrates
     (NOT_MEASURING), so the fix changes no cell id."""
     previous = threading.excepthook
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        name = args.thread.name if args.thread is not None else ""
-        if not (issubclass(args.exc_type, EOFError | ConnectionError) and "_serve" in name):
-            previous(args)
-
-    threading.excepthook = hook
+    _ignore_resource_sharer_eof()
     try:
         yield
     finally:
