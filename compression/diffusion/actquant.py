@@ -21,13 +21,16 @@ from compression.diffusion.calibration import (
     choose_range,
     record_trajectory_inputs,
 )
+from compression.diffusion.reconstruct import adaround_weights, record_layer_inputs
 from compression.diffusion.shortcuts import concat_inputs
 from compression.diffusion.steps import require_ddim
+from compression.quantization.adaround import AdaRoundSettings
 from compression.quantization.core import check_bits
 from compression.quantization.ptq import ActivationFakeQuant, QuantConfig, quantize_model_weights
 from genmodels.base import GenerativeModel
 
 ACT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+WEIGHT_ROUNDINGS = ("nearest", "adaround")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class QuantWAConfig(MethodConfig):
     the noisy image and the one that writes the predicted noise) keep weights and input
     activations at that many bits (at least w_bits / a_bits), as Q-Diffusion and BRECQ do
     (their `set_first_last_layer_to_8bit`); 0 quantizes them like every other layer.
+    weight_rounding "adaround" re-chooses each weight's rounding (up or down, same scales) by
+    AdaRound (arXiv:2004.10568) on every layer's fp32 inputs recorded at every step of
+    `adaround_samples` DDIM trajectories, before activation calibration: Q-Diffusion's weight
+    step, done layer by layer (AdaRound) rather than block by block (BRECQ).
     Execution is simulated: fp32 kernels on dequantized values (no int8 activation kernels
     here), so it is not faster.
     """
@@ -61,6 +68,9 @@ class QuantWAConfig(MethodConfig):
     split_shortcut: bool = True  # own range for each part of a skip concatenation
     calibration_samples: int = 64  # DDIM trajectories whose layer inputs calibrate
     head_stem_bits: int = 8  # first and last UNet layer: weights and inputs (0: like the rest)
+    weight_rounding: str = "nearest"  # "nearest" or "adaround"
+    adaround_iters: int = 1000  # Adam steps per layer (weight_rounding "adaround")
+    adaround_samples: int = 16  # DDIM trajectories whose layer inputs AdaRound matches
 
     def __post_init__(self) -> None:
         check_bits(self.w_bits)
@@ -75,6 +85,12 @@ class QuantWAConfig(MethodConfig):
                 f"calibration_samples must be >= 1; got {self.calibration_samples}")
         if self.head_stem_bits != 0:
             check_bits(self.head_stem_bits)
+        if self.weight_rounding not in WEIGHT_ROUNDINGS:
+            raise ValueError(f"weight_rounding must be one of {WEIGHT_ROUNDINGS}; "
+                             f"got {self.weight_rounding!r}")
+        if self.adaround_iters < 1 or self.adaround_samples < 1:
+            raise ValueError("adaround_iters and adaround_samples must be >= 1; got "
+                             f"{self.adaround_iters}, {self.adaround_samples}")
 
     @classmethod
     def example(cls) -> QuantWAConfig:
@@ -85,7 +101,11 @@ class QuantWAConfig(MethodConfig):
                 "activation_bits": self.a_bits, "calibration": self.calibration,
                 "split_shortcut": self.split_shortcut,
                 "calibration_samples": self.calibration_samples,
-                "head_stem_bits": self.head_stem_bits}
+                "head_stem_bits": self.head_stem_bits,
+                "weight_rounding": self.weight_rounding,
+                **({"adaround_iters": self.adaround_iters,
+                    "adaround_samples": self.adaround_samples}
+                   if self.weight_rounding == "adaround" else {})}
 
     def check_applicable(self, model: GenerativeModel) -> None:
         require_ddim(model, self.method)
@@ -131,11 +151,20 @@ def quantize_weights_activations(cm: CompressedModel, config: QuantWAConfig,
     io = set(getattr(model, "io_layers", ())) if config.head_stem_bits else set()
     w_io, a_io = (max(config.w_bits, config.head_stem_bits),
                   max(config.a_bits, config.head_stem_bits))
+    layers = act_layers(model)
+    if config.weight_rounding == "adaround":  # fp32 inputs and weights, before quantizing
+        ada_gen = torch.Generator().manual_seed(ctx.seed + 1)
+        fp_inputs = record_layer_inputs(model, layers, config.adaround_samples, ada_gen)
+        fp_weights = {name: getattr(m, p).detach().clone()
+                      for name, m, p in prunable_tensors(model)}
     # Weights first, so calibration sees the inputs the weight-quantized layers produce.
     quantize_model_weights(cm, QuantConfig(bits=config.w_bits),
                            {name: w_io for name, _, _ in prunable_tensors(model)
                             if name.rsplit(".", 1)[0] in io})
-    layers = act_layers(model)
+    if config.weight_rounding == "adaround":
+        cm.notes["adaround"] = adaround_weights(
+            cm, fp_weights, fp_inputs, AdaRoundSettings(iters=config.adaround_iters), ada_gen)
+        del fp_inputs, fp_weights
     bits = {name: a_io if name in io else config.a_bits for name in layers}
     splits = find_splits(model, layers) if config.split_shortcut else {}
     gen = torch.Generator().manual_seed(ctx.seed)
