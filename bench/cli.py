@@ -17,8 +17,8 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 DESCRIPTION = ("genbench measures what pruning, quantization and distillation do to the "
-               "quality, size and speed of generative models (GAN, VAE, recurrent VAE), over a "
-               "grid of settings that resumes where it stopped.")
+               "quality, size and speed of generative models (GAN, VAE, recurrent VAE, DDPM), "
+               "over a grid of settings that resumes where it stopped.")
 EPILOG = ("Start with `genbench presets` and `genbench run --preset smoke`; then `genbench "
           "report results/smoke`. `genbench COMMAND --help` describes each command.")
 RUN_DESCRIPTION = """\

@@ -4,6 +4,8 @@ Targets of issue 13, scored with the shipped feature net at 1,000 samples, seed 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -15,7 +17,11 @@ from genmodels.models.likelihood import pixel_log_lik
 from genmodels.train import DEFAULT_TRAIN, train_model
 from genmodels.yardstick import load_feature_net
 
-pytestmark = pytest.mark.slow
+# Training the three reference models takes ~8 minutes of the 2-core machine (328 + 125 + 105 CPU
+# s measured): run by the nightly workflow and on demand, not by every CI run (suite under 10 min).
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not os.environ.get("GENBENCH_LONG_TESTS"),
+    reason="trains the three default models (~8 min): set GENBENCH_LONG_TESTS=1")]
 N_SAMPLES = 1000
 
 # Test ELBO (nats/image, cross-entropy surrogate: the training objective) of the train-v2 RVAE

@@ -22,7 +22,11 @@ def test_nightly_workflow_shape() -> None:
     assert "./run_all.sh nightly" in run["run"]
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert "results/nightly" in upload["with"]["path"] and upload["if"] == "always()"
-    assert steps[-1]["if"] == "steps.nightly.outputs.status != '0'" and "exit 1" in steps[-1]["run"]
+    long = next(s for s in steps if s.get("id") == "long")
+    assert "GENBENCH_LONG_TESTS=1" in long["run"] and long["continue-on-error"] is True
+    assert steps[-1]["if"] == ("steps.nightly.outputs.status != '0' || "
+                               "steps.long.outcome == 'failure'")
+    assert "exit 1" in steps[-1]["run"]
 
 
 ROOT = Path(__file__).parents[2]
@@ -72,7 +76,8 @@ def test_run_all_nightly_compares_reference_and_history(tmp_path: Path, referenc
 
 def test_nightly_preset_is_small_but_still_a_nightly() -> None:
     """3 seeds at full sample sizes, one setting per method family, batch 1 and 64 (small
-    enough to be regenerated with the code: see the preset's header)."""
+    enough to be regenerated with the code: see the preset's header); the ddpm with its two
+    diffusion-specific axes only."""
     from bench.config.sweep import load_preset
     from bench.run.grid import expand
 
@@ -81,7 +86,9 @@ def test_nightly_preset_is_small_but_still_a_nightly() -> None:
     assert config.eval == {"n_samples": 1000, "kid_subsets": 100, "kid_subset_size": 1000,
                            "iwae_k": 16, "n_recon": 1000}
     cells = expand(config)
-    assert len(cells) == 3 * 3 * 6
+    assert len(cells) == 3 * 3 * 6 + 3 * 3
+    ddpm = sorted(cell.method for cell in cells if cell.seed == 0 and cell.family == "ddpm")
+    assert ddpm == ["baseline", "quant_wa", "steps"]
     methods = sorted(cell.method for cell in cells if cell.seed == 0 and cell.family == "gan")
     assert methods == ["baseline", "distill", "prune_magnitude", "prune_magnitude+quant",
                        "quant", "quant_int8_kernel"]
