@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]  # accepted anywhere on the line
     try:
-        from bench.run.runner import load_plugins, quiet_torch_logs
+        from bench.run.process import load_plugins, quiet_torch_logs
 
         if not debug:
             quiet_torch_logs()  # import-time notes would break the one-line error contract

@@ -16,12 +16,11 @@ import torch
 from bench.config.sweep import SweepConfig
 from bench.errors import InputError
 from bench.run.grid import Cell, train_keys
+from bench.run.process import load_plugins, quiet_torch_logs
 from bench.run.runner import (
     CellOutcome,
     feature_task,
-    load_plugins,
     one_line,
-    quiet_torch_logs,
     run_cell,
     train_task,
 )

@@ -19,15 +19,14 @@ import torch
 
 from bench.config.sweep import SweepConfig
 from bench.run.grid import Cell, train_keys
+from bench.run.process import load_plugins, quiet_torch_logs
 from bench.run.runner import (
     CellOutcome,
     FeatureOutcome,
     TrainOutcome,
     _method_configs,
     feature_task,
-    load_plugins,
     one_line,
-    quiet_torch_logs,
     run_cell,
     train_task,
 )

@@ -6,14 +6,10 @@ they return a `CellOutcome` and the client stores it.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import signal
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,14 +26,9 @@ from bench.results.schema import (
     STATUS_OK,
 )
 from bench.run.grid import Cell, pipeline_json
+from bench.run.limits import CellTimeout, time_limit
 
 CUDA_ABSENT = "CUDA is not available on this machine"
-
-
-class CellTimeout(BaseException):
-    """The cell ran past the config's timeout_s. A BaseException (like KeyboardInterrupt) so
-    that the `except Exception` handlers inside a cell (a failed latency row, an unmeasured
-    peak memory) cannot swallow it and let a timed-out cell end as ok."""
 
 
 @dataclass
@@ -67,38 +58,6 @@ class CellOutcome:
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or exc.__class__.__name__
     return f"{exc.__class__.__name__}: {text}"[:500]
-
-
-PLUGINS_ENV = "GENBENCH_PLUGINS"
-# Loggers whose import-time notes are noise here: importing torchao makes torch log "No CUDA
-# runtime is found, using CUDA_HOME=..." on CPU machines, and a pytree deprecation note.
-NOISY_LOGGERS = ("torch.utils.cpp_extension", "torch.utils._pytree")
-
-
-def quiet_torch_logs() -> None:
-    """Silence NOISY_LOGGERS below ERROR in this process. Called by the CLI and by every pool
-    and Dask worker before it imports the methods (a logger's level set before its module is
-    imported holds: the module gets the same logger object)."""
-    import logging
-
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def load_plugins() -> list[str]:
-    """Import the modules named in $GENBENCH_PLUGINS (comma-separated): the extension point for
-    user datasets, models and methods, which register themselves on import. Called by the CLI
-    and by every pool/Dask worker, so spawned processes see the same registries."""
-    import importlib
-    import os
-
-    names = [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ValueError(f"${PLUGINS_ENV}: cannot import plugin {name!r} ({exc})") from exc
-    return names
 
 
 # Per-process caches: a pool or Dask worker loads the dataset and builds the evaluator once.
@@ -160,38 +119,6 @@ def train_task(config: SweepConfig, key: tuple[str, str, int]) -> TrainOutcome:
         return TrainOutcome(key, trained.model.eval(), dict(trained.info))
     except Exception as exc:  # noqa: BLE001
         return TrainOutcome(key, error=one_line(exc))
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise CellTimeout after `seconds` (SIGALRM; main thread only, elsewhere not enforced:
-    a thread cannot be interrupted safely, e.g. Dask's in-process workers)."""
-    usable = seconds > 0 and threading.current_thread() is threading.main_thread() \
-        and hasattr(signal, "setitimer")
-    if not usable:
-        yield
-        return
-
-    fired = False
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        nonlocal fired
-        fired = True
-        raise CellTimeout(f"timeout after {seconds:g} s")
-
-    # Why the interval and the flag: an exception raised while Python runs a finalizer
-    # (__del__, a weakref callback during garbage collection) is printed and dropped, so one
-    # alarm can be lost; the timer keeps firing until the block ends, and a block that ends
-    # normally after an alarm still fails.
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, max(seconds, 0.05))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    if fired:
-        raise CellTimeout(f"timeout after {seconds:g} s")
 
 
 def resolved_devices(config: SweepConfig) -> list[str]:

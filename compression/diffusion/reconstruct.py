@@ -39,8 +39,8 @@ def record_layer_inputs(model: nn.Module, layers: dict[str, nn.Module], n_sample
     return {name: torch.cat(kept) for name, kept in store.items() if kept}
 
 
-def _layer_error(module: nn.Module, param: str, weight: torch.Tensor, reference: torch.Tensor,
-                 x: torch.Tensor) -> float:
+def _layer_error(module: nn.Module, param: str, weight: torch.Tensor,
+                 reference: torch.Tensor, x: torch.Tensor) -> float:
     """Mean squared output error of `module` with `weight` as `param` against `reference`."""
     with torch.no_grad():
         out = torch.func.functional_call(module, {param: weight}, (x,))

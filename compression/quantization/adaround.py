@@ -75,10 +75,10 @@ def adaround(module: nn.Module, weight: torch.Tensor, qw: QuantizedWeight,
              param: str = "weight") -> QuantizedWeight:
     """qw with its codes re-chosen by AdaRound; scales and zero points unchanged.
 
-    weight: the fp32 value of module's parameter `param` that qw quantizes; inputs: (N, ...) calibration
-    inputs of `module`. Minimises E_x ||f(x; W~) - f(x; W)||^2 (summed over output channels,
-    averaged over the rest, as BRECQ's code) + reg_weight * f_reg(h(V)) by Adam on V, where
-    W~ = s (clamp(floor(W / s) + h(V) + zp) - zp); then rounds up where h(V) >= 0.5.
+    weight: the fp32 value of module's parameter `param` that qw quantizes; inputs: (N, ...)
+    calibration inputs of `module`. Minimises E_x ||f(x; W~) - f(x; W)||^2 (summed over output
+    channels, averaged over the rest, as BRECQ's code) + reg_weight * f_reg(h(V)) by Adam on V,
+    where W~ = s (clamp(floor(W / s) + h(V) + zp) - zp); then rounds up where h(V) >= 0.5.
     Each codes entry stays within one step of nearest rounding (floor or floor + 1).
     """
     w = weight.detach().float().to(inputs.device)

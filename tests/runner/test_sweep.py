@@ -209,7 +209,7 @@ def test_force_redoes_everything(tiny_run, tmp_path):
 def test_a_swallowed_alarm_still_fails_the_block():
     # An exception raised inside a finalizer is printed and dropped by Python; the time limit
     # must still end the cell as failed once its block returns.
-    from bench.run.runner import CellTimeout, time_limit
+    from bench.run.limits import CellTimeout, time_limit
 
     with pytest.raises(CellTimeout, match="timeout after 0.01 s"):
         with time_limit(0.01):
