@@ -1,4 +1,5 @@
-"""Match two results directories row by row and judge each metric with the rule its noise allows."""
+"""Match two results directories row by row and judge each metric with the rule its noise allows:
+latency here, quality in bench.compare.judge_quality."""
 from __future__ import annotations
 
 import functools
@@ -7,6 +8,13 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.compare.judge_quality import (
+    LATENCY_GROUP,
+    RUNTIME_KEY,
+    common_seed_rows,
+    judge_quality,
+    key_label,
+)
 from bench.compare.latency_tests import median_ratio_ci
 from bench.compare.report import CompareReport, Comparison
 from bench.compare.verdicts import (
@@ -16,10 +24,7 @@ from bench.compare.verdicts import (
     IMPROVEMENT,
     MACHINE_METRICS,
     REGRESSION,
-    RESULT_METRICS,
     UNCHANGED,
-    floor_noise,
-    judge_intervals,
     judge_values,
     relative_change,
     seed_band,
@@ -28,106 +33,8 @@ from bench.results import schema
 from bench.results.annotations import speedup_noise_band
 from bench.results.environment import machine_of
 from bench.results.labels import cell_label
-from bench.results.loading import KEY_COLUMNS, ResultsDir, seed_summary
+from bench.results.loading import KEY_COLUMNS, ResultsDir
 
-# A row's identity in a comparison: the cell key and the runtime that ran it (results of code
-# before runtimes load as "eager", so they match the eager rows of newer runs).
-RUNTIME_KEY = KEY_COLUMNS + ["runtime"]
-LATENCY_GROUP = RUNTIME_KEY + ["device", "batch_size"]
-
-
-def _label(key: tuple) -> str:
-    return cell_label(dict(zip(RUNTIME_KEY, key, strict=True)))
-
-
-def shown(seeds: set) -> str:
-    """'[0, 1, 10]': seeds are text in results.csv; numbers sort by length, then digits."""
-    return "[" + ", ".join(sorted(map(str, seeds), key=lambda s: (len(s), s))) + "]"
-
-
-def _common_seed_rows(baseline: ResultsDir, current: ResultsDir,
-                      report: CompareReport) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ok rows (every runtime's) of the seeds both runs have (all seeds when they share none),
-    noted."""
-    base, cur = (run.results_all[run.results_all["status"] == schema.STATUS_OK]
-                 for run in (baseline, current))
-    base_seeds, cur_seeds = set(base["seed"]), set(cur["seed"])
-    common = base_seeds & cur_seeds
-    if base_seeds != cur_seeds:
-        if common:
-            report.notes.append(f"seeds differ (baseline {shown(base_seeds)}, current "
-                                f"{shown(cur_seeds)}): compared seeds {shown(common)} only")
-            base, cur = base[base["seed"].isin(common)], cur[cur["seed"].isin(common)]
-        else:
-            report.notes.append(f"no common seed (baseline {shown(base_seeds)}, current "
-                                f"{shown(cur_seeds)}): compared means over different seeds")
-    return base, cur
-
-
-def _ci_known(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per cell key and interval metric: every seed has a finite `<metric>_ci_low`."""
-    columns = [m + "_ci_low" for m in RESULT_METRICS if m in schema.INTERVAL_METRICS]
-    known = rows[columns].apply(pd.to_numeric, errors="coerce").notna()
-    return known.groupby([rows[k] for k in RUNTIME_KEY], sort=False).all()
-
-
-def _quality(base_rows: pd.DataFrame, cur_rows: pd.DataFrame, limits: dict[str, float],
-             tols: dict[str, float], spreads: dict[str, float]) -> list[Comparison]:
-    """Results metrics per cell key over seeds: intervals, else seed noise, else the floor's
-    spread, else threshold alone (see Comparison.rule)."""
-    base = seed_summary(base_rows, RESULT_METRICS, RUNTIME_KEY).set_index(RUNTIME_KEY)
-    cur = seed_summary(cur_rows, RESULT_METRICS, RUNTIME_KEY).set_index(RUNTIME_KEY)
-    # Plain dicts: label lookups in a loop over every key and metric are slow in pandas.
-    base_ci, cur_ci = _ci_known(base_rows).to_dict("index"), _ci_known(cur_rows).to_dict("index")
-    keys = base.index.intersection(cur.index, sort=False)
-    base, cur = base.to_dict("index"), cur.to_dict("index")
-    out = []
-    for key in keys:
-        b, c = base[key], cur[key]
-        for m in RESULT_METRICS:
-            mean_b, mean_c = float(b[f"{m}_mean"]), float(c[f"{m}_mean"])
-            if math.isnan(mean_b) or math.isnan(mean_c):
-                continue  # not measured for this family (e.g. ELBO of a GAN)
-            column = m + "_ci_low"
-            fields = {"noise": None, "baseline_ci": None, "current_ci": None}
-            if base_ci[key].get(column) and cur_ci[key].get(column):
-                fields.update(baseline_ci=(float(b[f"{m}_low"]), float(b[f"{m}_high"])),
-                              current_ci=(float(c[f"{m}_low"]), float(c[f"{m}_high"])))
-                rule = "intervals"
-                verdict = judge_intervals(m, mean_b, fields["baseline_ci"], mean_c,
-                                          fields["current_ci"], limits[m], tols.get(m, 0.0))
-            else:
-                noise = seed_band(int(b[f"{m}_n"]), int(c[f"{m}_n"]), b[f"{m}_std"], c[f"{m}_std"])
-                if noise is not None:  # >= 2 seeds per side: their spread
-                    rule = "seeds"
-                else:
-                    noise = floor_noise(spreads.get(m))
-                    rule = "threshold" if noise is None else "floor"
-                fields["noise"] = noise
-                verdict = judge_values(m, mean_b, mean_c, noise, limits[m], tols.get(m, 0.0))
-            out.append(Comparison(_label(key), m, "", 0, mean_b, mean_c,
-                                  relative_change(mean_b, mean_c), limits[m], verdict, rule,
-                                  **fields))
-    return out
-
-
-# Latency verdicts between two runs of one machine: judged on the interleaved speedup.
-#
-# Why not on raw milliseconds: two runs of identical code, one after the other on the 2-core
-# reference machine (smoke preset, rows stable within 10% IQR inside each run), gave raw p50
-# ratios of 1.29x to 2.2x on some rows (rvae prune_magnitude cpu/1: 1.71 -> 3.75 ms, ratio
-# interval [1.87, 2.91] from the blocks), while the same rows' interleaved speedups moved from
-# 1.00 to 0.96. Blocks within one process share its state (thread placement, frequency, cache
-# layout); a second process draws a new state, so the within-run interval says nothing about
-# the between-run spread. The speedup times the variant and its baseline in the same process, in
-# interleaved blocks, so that state cancels; its own noise is measured by every run (the
-# baseline timed against itself, run.json `speedup_noise`).
-#
-# So, for a compressed cell: speedup regresses when it falls by more than the threshold AND the
-# ratio of the two runs' speedups lies outside both runs' self-timing bands multiplied
-# (F = f_baseline * f_current); latency_p50_ms and throughput_sps take that verdict (their raw
-# change and block interval are shown, not judged). A baseline cell's raw p50 change is the
-# between-run drift of the machine: reported in the notes, never judged from one pair of runs.
 MEASURED = (schema.STATUS_OK, schema.STATUS_UNSTABLE)
 
 
@@ -190,7 +97,7 @@ def judge_latency(baseline: ResultsDir, current: ResultsDir, base_rows: pd.DataF
             continue
         gc = current_groups[group_key]
         *key, device, batch = group_key
-        label, batch = _label(tuple(key)), int(batch)
+        label, batch = key_label(tuple(key)), int(batch)
         shaky = [side for side, g in (("baseline", gb), ("current", gc))
                  if (g["status"] == schema.STATUS_UNSTABLE).any()]
         if shaky:
@@ -240,18 +147,18 @@ def compare_runs(baseline: ResultsDir, current: ResultsDir,
     report = CompareReport()
     base_keys = set(baseline.results_all[RUNTIME_KEY].itertuples(index=False, name=None))
     cur_keys = set(current.results_all[RUNTIME_KEY].itertuples(index=False, name=None))
-    report.only_baseline = sorted(_label(k) for k in base_keys - cur_keys)
-    report.only_current = sorted(_label(k) for k in cur_keys - base_keys)
+    report.only_baseline = sorted(key_label(k) for k in base_keys - cur_keys)
+    report.only_current = sorted(key_label(k) for k in cur_keys - base_keys)
     status = baseline.results_all.merge(current.results_all, on=RUNTIME_KEY + ["seed"],
                                         suffixes=("_base", "_cur"))
     for _, row in status[status["status_base"] != status["status_cur"]].iterrows():
         report.status_changes.append({
             "cell": cell_label(row), "seed": str(row["seed"]), "baseline": row["status_base"],
             "current": row["status_cur"], "error": row["error_cur"] or row["error_base"]})
-    base_rows, cur_rows = _common_seed_rows(baseline, current, report)
+    base_rows, cur_rows = common_seed_rows(baseline, current, report)
     spreads = {k: float(v) for k, v in (baseline.run.get("floors_spread") or {}).items()
                if isinstance(v, int | float)}
-    report.comparisons = _quality(base_rows, cur_rows, limits, tols, spreads)
+    report.comparisons = judge_quality(base_rows, cur_rows, limits, tols, spreads)
     base_id, cur_id = machine_of(baseline.run)["id"], machine_of(current.run)["id"]
     if base_id == cur_id:
         report.comparisons += judge_latency(baseline, current, base_rows, cur_rows, limits,
