@@ -65,6 +65,13 @@ def ddim_step(
     return math.sqrt(alpha_bar_prev) * x0 + math.sqrt(1 - alpha_bar_prev) * eps
 
 
+def min_snr_weight(alpha_bar: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma loss weight of epsilon prediction (arXiv:2303.09556, eq. 8 divided by SNR):
+    min(SNR, gamma) / SNR with SNR = alpha_bar / (1 - alpha_bar); 1 where SNR <= gamma."""
+    snr = alpha_bar / (1 - alpha_bar)
+    return snr.clamp(max=gamma) / snr
+
+
 @register(MODELS, "ddpm")
 class DDPM(GenerativeModel):
     """Denoising diffusion model on images scaled to [-1, 1]; `unet` is the deployable part.
@@ -94,6 +101,7 @@ class DDPM(GenerativeModel):
         attention: bool = True,
         schedule: str = "cosine",
         steps: int = 50,
+        min_snr_gamma: float = 0.0,
     ) -> None:
         image_shape = tuple(image_shape)
         check_model_args(image_shape, 1, width)
@@ -103,9 +111,12 @@ class DDPM(GenerativeModel):
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
         ddim_timesteps(NUM_TIMESTEPS, steps)  # validates steps
+        if min_snr_gamma < 0:
+            raise ValueError(f"min_snr_gamma must be >= 0 (0: unweighted), got {min_snr_gamma}")
         super().__init__(image_shape, math.prod(image_shape), width)
         self.channels, self.attention, self.schedule = int(channels), bool(attention), schedule
         self.steps = int(steps)
+        self.min_snr_gamma = float(min_snr_gamma)
         self.num_timesteps = NUM_TIMESTEPS
         c0, c1 = scaled(channels, width), scaled(2 * channels, width)
         self.unet = UNet(image_shape[0], c0, c1, scaled(4 * channels, width), self.attention)
@@ -121,6 +132,7 @@ class DDPM(GenerativeModel):
             "attention": self.attention,
             "schedule": self.schedule,
             "steps": self.steps,
+            "min_snr_gamma": self.min_snr_gamma,
         }
 
     def deployable(self) -> nn.Module:
@@ -146,15 +158,21 @@ class DDPM(GenerativeModel):
         return self.ddim_sample(z, self.steps)
 
     def finetune_loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Simple DDPM loss (Ho et al. 2020, eq. 14): E_{t, eps} ||eps - unet(x_t, t)||^2, mean
-        over pixels and batch, x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps, x0 = 2x - 1, t uniform
-        over 0..T-1; t and eps are drawn on CPU from `generator`."""
+        """Simple DDPM loss (Ho et al. 2020, eq. 14): E_{t, eps} w_t ||eps - unet(x_t, t)||^2,
+        mean over pixels and batch, x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps, x0 = 2x - 1, t
+        uniform over 0..T-1; t and eps are drawn on CPU from `generator`. w_t = 1, or with
+        min_snr_gamma > 0 the Min-SNR weighting for epsilon prediction (Hang et al. 2023,
+        arXiv:2303.09556): w_t = min(SNR_t, gamma) / SNR_t, SNR_t = a_t / (1 - a_t), which
+        stops the nearly noise-free timesteps from dominating the gradient."""
         b = x.shape[0]
         t = torch.randint(0, self.num_timesteps, (b,), generator=generator).to(x.device)
         eps = torch.randn(x.shape, generator=generator).to(x.device)
         a = self.alphas_bar[t].view(b, 1, 1, 1)
         x_t = a.sqrt() * (2 * x - 1) + (1 - a).sqrt() * eps
-        return F.mse_loss(self.unet(x_t, t), eps)
+        if not self.min_snr_gamma:
+            return F.mse_loss(self.unet(x_t, t), eps)
+        per_image = F.mse_loss(self.unet(x_t, t), eps, reduction="none").mean(dim=(1, 2, 3))
+        return (min_snr_weight(self.alphas_bar[t], self.min_snr_gamma) * per_image).mean()
 
     def matching_output(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The UNet's noise prediction on a noised training batch, both drawn from z so that

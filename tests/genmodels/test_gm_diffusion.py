@@ -16,6 +16,7 @@ from genmodels.models.diffusion import (
     ddim_step,
     ddim_timesteps,
     linear_alphas_bar,
+    min_snr_weight,
 )
 from genmodels.models.unet import timestep_embedding
 
@@ -107,6 +108,28 @@ def test_finetune_loss_is_zero_for_the_oracle_and_about_one_for_a_zero_predictor
     model.unet = Zero()  # loss = mean eps^2 ~ chi2(n) / n
     loss = model.finetune_loss(x, _gen(5)).item()
     assert abs(loss - 1.0) < 5 * math.sqrt(2 / x.numel())
+
+
+def test_min_snr_weight_closed_form() -> None:
+    # SNR = a / (1 - a): a = 0.5 -> SNR 1 (<= gamma: weight 1); a = 0.95 -> SNR 19 -> 5 / 19.
+    w = min_snr_weight(torch.tensor([0.5, 0.95, 5 / 6]), 5.0)
+    assert torch.allclose(w, torch.tensor([1.0, 5 / 19, 1.0]))
+
+
+def test_min_snr_loss_weights_each_image_by_its_noise_level() -> None:
+    x = torch.rand(8, 1, 28, 28, generator=_gen(4))
+    plain, weighted = _tiny(), _tiny(min_snr_gamma=5.0)
+    plain.unet, weighted.unet = Zero(), Zero()  # loss of image i: l_i = mean eps_i^2
+    g = _gen(6)  # the draws finetune_loss makes from _gen(6): t, then eps
+    t = torch.randint(0, NUM_TIMESTEPS, (8,), generator=g)
+    per_image = torch.randn(x.shape, generator=g).pow(2).mean(dim=(1, 2, 3))
+    w = min_snr_weight(plain.alphas_bar[t], 5.0)
+    assert (w < 1).any()  # some images are down-weighted, so the two losses differ
+    assert torch.allclose(weighted.finetune_loss(x, _gen(6)), (w * per_image).mean())
+    assert torch.allclose(plain.finetune_loss(x, _gen(6)), per_image.mean())
+    assert weighted.init_kwargs()["min_snr_gamma"] == 5.0
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        build_model("ddpm", min_snr_gamma=-1.0)
 
 
 def test_sampler_calls_the_unet_once_per_step_at_the_ddim_timesteps() -> None:
