@@ -2,6 +2,7 @@
 markers with 95% intervals, the noise bands, the Pareto front; the legend outside the data."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from bench.results.annotations import as_flag, floor_summary, n_samples, speedup
 from bench.results.families import ordered_methods
 from bench.results.labels import compact_setting_labels
 from bench.results.loading import ResultsDir, seed_summary, with_latency
+
+LABEL_WIDTH = 32  # characters per line of a Pareto point's setting label
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 # Minor ticks of a log axis labelled at 2, 3 and 5 times a power of ten only: a label at 0.9 or
@@ -144,7 +147,9 @@ def _panel(ax: plt.Axes, points: pd.DataFrame, x: str, y: str, methods: list[str
     low, high = (np.nanmin(band), np.nanmax(band)) if band.size else (0.0, 0.0)
     named = front[(front["method"] != "baseline") & ~front[rel].between(low, high)]
     for _, point in named.iterrows():
-        ax.annotate(f"{point['method']}\n{point['setting']}", (point[f"{x}_mean"], point[rel]),
+        # Wrapped: a long setting on one line would widen the figure and squeeze the axes.
+        setting = "\n".join(textwrap.wrap(str(point["setting"]), LABEL_WIDTH))
+        ax.annotate(f"{point['method']}\n{setting}", (point[f"{x}_mean"], point[rel]),
                     xytext=(6, 6), textcoords="offset points", fontsize=6.5, color="0.25")
     ax.set_xscale("log")
     # Plain numbers (2, 4, 8) on the log axis, not 2x10^0.
