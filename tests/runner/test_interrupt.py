@@ -153,3 +153,32 @@ def test_the_sweep_keeps_only_the_sharer_eof_quiet_and_restores_the_hook(monkeyp
             thread.join()
     assert reported == ["Thread-4 (work)", "Thread-5 (_serve)"]
     assert threading.excepthook is original
+
+
+def test_sharer_errors_handed_to_sys_excepthook_are_dropped_too(monkeypatch) -> None:
+    """multiprocessing's resource sharer catches its handshake errors itself and calls
+    sys.excepthook from its `_serve` thread: that path is filtered as well, nothing else."""
+    import sys
+    import threading
+
+    from bench.run.sweep import resource_sharer_eof_ignored
+
+    reported: list[str] = []
+    original = lambda t, e, tb: reported.append(threading.current_thread().name)  # noqa: E731
+    monkeypatch.setattr(sys, "excepthook", original)
+
+    def serve_like(exc: BaseException) -> None:  # resource_sharer._serve's except clause
+        try:
+            raise exc
+        except BaseException:  # noqa: BLE001
+            sys.excepthook(*sys.exc_info())
+
+    with resource_sharer_eof_ignored():
+        for name, exc in [("Thread-2 (_serve)", ConnectionResetError(104, "reset")),
+                          ("Thread-3 (_serve)", EOFError()), ("Thread-4 (work)", EOFError("x")),
+                          ("Thread-5 (_serve)", ValueError("y"))]:
+            thread = threading.Thread(target=serve_like, args=(exc,), name=name)
+            thread.start()
+            thread.join()
+    assert reported == ["Thread-4 (work)", "Thread-5 (_serve)"]
+    assert sys.excepthook is original
