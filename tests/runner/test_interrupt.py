@@ -132,10 +132,27 @@ def test_only_the_resource_sharer_eof_is_kept_quiet_after_workers_are_stopped(mo
     assert reported == ["Thread-3 (work)", "Thread-4 (_serve)"]
 
 
-def test_the_sweep_keeps_only_the_sharer_eof_quiet_and_restores_the_hook(monkeypatch):
+# (thread name, exception): only the sharer's (`_serve`) EOF and connection errors are dropped.
+SHARER_CASES = [("Thread-2 (_serve)", ConnectionResetError(104, "reset")),
+                ("Thread-3 (_serve)", EOFError()), ("Thread-4 (work)", EOFError("x")),
+                ("Thread-5 (_serve)", ValueError("y"))]
+
+
+def _raise_in_threads(target) -> None:
+    """Run target(exc) in a thread of each SHARER_CASES name, inside the sweep's filter."""
     import threading
 
     from bench.run.sweep import resource_sharer_eof_ignored
+
+    with resource_sharer_eof_ignored():
+        for name, exc in SHARER_CASES:
+            thread = threading.Thread(target=target, args=(exc,), name=name)
+            thread.start()
+            thread.join()
+
+
+def test_the_sweep_keeps_only_the_sharer_eof_quiet_and_restores_the_hook(monkeypatch):
+    import threading
 
     reported: list[str] = []
     original = lambda args: reported.append(args.thread.name)  # noqa: E731
@@ -144,13 +161,7 @@ def test_the_sweep_keeps_only_the_sharer_eof_quiet_and_restores_the_hook(monkeyp
     def fail(exc: BaseException) -> None:
         raise exc
 
-    with resource_sharer_eof_ignored():
-        for name, exc in [("Thread-2 (_serve)", ConnectionResetError()),
-                          ("Thread-3 (_serve)", EOFError()), ("Thread-4 (work)", EOFError("x")),
-                          ("Thread-5 (_serve)", ValueError("y"))]:
-            thread = threading.Thread(target=fail, args=(exc,), name=name)
-            thread.start()
-            thread.join()
+    _raise_in_threads(fail)
     assert reported == ["Thread-4 (work)", "Thread-5 (_serve)"]
     assert threading.excepthook is original
 
@@ -160,8 +171,6 @@ def test_sharer_errors_handed_to_sys_excepthook_are_dropped_too(monkeypatch) -> 
     sys.excepthook from its `_serve` thread: that path is filtered as well, nothing else."""
     import sys
     import threading
-
-    from bench.run.sweep import resource_sharer_eof_ignored
 
     reported: list[str] = []
     original = lambda t, e, tb: reported.append(threading.current_thread().name)  # noqa: E731
@@ -173,12 +182,6 @@ def test_sharer_errors_handed_to_sys_excepthook_are_dropped_too(monkeypatch) -> 
         except BaseException:  # noqa: BLE001
             sys.excepthook(*sys.exc_info())
 
-    with resource_sharer_eof_ignored():
-        for name, exc in [("Thread-2 (_serve)", ConnectionResetError(104, "reset")),
-                          ("Thread-3 (_serve)", EOFError()), ("Thread-4 (work)", EOFError("x")),
-                          ("Thread-5 (_serve)", ValueError("y"))]:
-            thread = threading.Thread(target=serve_like, args=(exc,), name=name)
-            thread.start()
-            thread.join()
+    _raise_in_threads(serve_like)
     assert reported == ["Thread-4 (work)", "Thread-5 (_serve)"]
     assert sys.excepthook is original
