@@ -21,7 +21,6 @@ from bench.results.loading import KEY_COLUMNS, ResultsDir, seed_summary
 # A row's identity in a comparison: the cell key and the runtime that ran it (results of code
 # before runtimes load as "eager", so they match the eager rows of newer runs).
 RUNTIME_KEY = KEY_COLUMNS + ["runtime"]
-LATENCY_GROUP = RUNTIME_KEY + ["device", "batch_size"]
 
 
 def key_label(key: tuple) -> str:
@@ -97,22 +96,3 @@ def judge_quality(base_rows: pd.DataFrame, cur_rows: pd.DataFrame, limits: dict[
                                   relative_change(mean_b, mean_c), limits[m], verdict, rule,
                                   **fields))
     return out
-
-
-# Latency verdicts between two runs of one machine: judged on the interleaved speedup.
-#
-# Why not on raw milliseconds: two runs of identical code, one after the other on the 2-core
-# reference machine (smoke preset, rows stable within 10% IQR inside each run), gave raw p50
-# ratios of 1.29x to 2.2x on some rows (rvae prune_magnitude cpu/1: 1.71 -> 3.75 ms, ratio
-# interval [1.87, 2.91] from the blocks), while the same rows' interleaved speedups moved from
-# 1.00 to 0.96. Blocks within one process share its state (thread placement, frequency, cache
-# layout); a second process draws a new state, so the within-run interval says nothing about
-# the between-run spread. The speedup times the variant and its baseline in the same process, in
-# interleaved blocks, so that state cancels; its own noise is measured by every run (the
-# baseline timed against itself, run.json `speedup_noise`).
-#
-# So, for a compressed cell: speedup regresses when it falls by more than the threshold AND the
-# ratio of the two runs' speedups lies outside both runs' self-timing bands multiplied
-# (F = f_baseline * f_current); latency_p50_ms and throughput_sps take that verdict (their raw
-# change and block interval are shown, not judged). A baseline cell's raw p50 change is the
-# between-run drift of the machine: reported in the notes, never judged from one pair of runs.
